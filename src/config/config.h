@@ -1,0 +1,119 @@
+/*
+ * config.h — connector configuration: the property table, properties files, validation.
+ *
+ * One table (config_props.c) defines every property rkbridge knows: name, type, default, range,
+ * aliases and a one-line doc. Parsing, validation, `rkbridge --help` and docs/configuration.md
+ * all come from it. Keys are Kafka Connect / redis-kafka-connect compatible where that is sane.
+ * librdkafka settings pass through under the prefix "kafka." (and Connect's
+ * "consumer.override." / "producer.override.", mapped onto it) and are checked by librdkafka.
+ *
+ * Errors a user sees name the place: "FILE:LINE: key: why".
+ * Not thread-safe for writing; a loaded config may be read from many threads.
+ */
+#ifndef RKB_CONFIG_CONFIG_H
+#define RKB_CONFIG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef enum {
+    RKB_PROP_STRING,
+    RKB_PROP_INT,      /* 64-bit signed, checked against [min, max] */
+    RKB_PROP_BOOL,     /* true | false */
+    RKB_PROP_ENUM,     /* one of enum_values, case-insensitive; stored upper/lower as in the table */
+    RKB_PROP_LIST,     /* comma-separated, items trimmed */
+    RKB_PROP_PASSWORD, /* a string never printed (masked as "[hidden]") */
+    RKB_PROP_TEMPLATE, /* a string with ${...} tokens, checked by the module that uses it */
+} rkb_prop_type_t;
+
+/* Which connectors a property applies to. */
+#define RKB_SCOPE_SINK   0x1
+#define RKB_SCOPE_SOURCE 0x2
+#define RKB_SCOPE_ALL    (RKB_SCOPE_SINK | RKB_SCOPE_SOURCE)
+
+#define RKB_PROP_F_REQUIRED 0x1 /* must be set (no default) */
+
+typedef struct rkb_property_s {
+    const char *name;          /* canonical name */
+    rkb_prop_type_t type;
+    const char *default_value; /* NULL: unset by default */
+    int64_t min, max;          /* RKB_PROP_INT range */
+    const char *enum_values;   /* RKB_PROP_ENUM: "STRING,HASH,..." */
+    const char *aliases;       /* comma-separated other accepted names, or NULL */
+    unsigned scope;            /* RKB_SCOPE_* */
+    unsigned flags;            /* RKB_PROP_F_* */
+    const char *doc;           /* one line */
+} rkb_property_t;
+
+/* The property table. */
+const rkb_property_t *rkb_config_properties(size_t *cnt);
+/* Looks a property up by canonical name or alias; NULL if unknown. */
+const rkb_property_t *rkb_config_property_find(const char *name);
+
+/* A list of user-facing problems, one line each ("FILE:LINE: key: why"). */
+typedef struct rkb_errors_s {
+    char **msgs;
+    size_t cnt;
+    size_t cap;
+} rkb_errors_t;
+
+void rkb_errors_init(rkb_errors_t *errs);
+void rkb_errors_add(rkb_errors_t *errs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void rkb_errors_print(const rkb_errors_t *errs, FILE *fp); /* one per line */
+void rkb_errors_clear(rkb_errors_t *errs);                 /* frees the messages */
+
+typedef struct rkb_config_s rkb_config_t;
+
+/* Which connector a config describes, from connector.class. */
+typedef enum {
+    RKB_CONNECTOR_UNKNOWN = 0,
+    RKB_CONNECTOR_SINK, /* com.redis.kafka.connect.RedisSinkConnector, alias RedisSinkConnector */
+} rkb_connector_kind_t;
+
+rkb_config_t *rkb_config_new(void);
+void rkb_config_destroy(rkb_config_t *conf); /* NULL is safe */
+
+/* Reads a properties file: "key=value" or "key: value", '#' and '!' comments, blank lines,
+ * surrounding white space trimmed, a trailing backslash continues the line. Every line is passed
+ * to rkb_config_set with origin "PATH:LINE". Returns the number of problems added to errs
+ * (a file that cannot be read is one problem "PATH: cannot read: why"). */
+int rkb_config_load_file(rkb_config_t *conf, const char *path, rkb_errors_t *errs);
+
+/* Sets one property. key may be canonical, an alias, or "kafka.X" (also "consumer.override.X"
+ * and "producer.override.X", stored as "kafka.X"). Checks the type and range of the value now.
+ * An unknown key is an error with a "did you mean 'x'?" hint when a known name is close.
+ * A key set twice: the last one wins (as in Java properties). origin is copied.
+ * Returns 0, or -1 after adding one line "ORIGIN: key: why" to errs. */
+int rkb_config_set(rkb_config_t *conf, const char *key, const char *value, const char *origin,
+                   rkb_errors_t *errs);
+
+/* Whole-config checks: required keys, connector.class known, properties out of the connector's
+ * scope, topics xor topics.regex (sink), redis.command vs redis.type agreement, kafka.* values
+ * accepted by librdkafka, redis.uri well formed. Returns the number of problems added. */
+int rkb_config_validate(const rkb_config_t *conf, rkb_errors_t *errs);
+
+rkb_connector_kind_t rkb_config_connector_kind(const rkb_config_t *conf);
+
+/* Effective value by canonical name: the set value, else the default, else NULL.
+ * Asking for a name not in the table is a programming error (abort). ENUM values come back
+ * in the table's spelling; redis.command is folded into redis.type (see config_props.c). */
+const char *rkb_config_get(const rkb_config_t *conf, const char *name);
+int64_t rkb_config_get_int(const rkb_config_t *conf, const char *name);
+bool rkb_config_get_bool(const rkb_config_t *conf, const char *name);
+bool rkb_config_is_set(const rkb_config_t *conf, const char *name);
+/* Where the effective value came from: "PATH:LINE", or "default". */
+const char *rkb_config_origin(const rkb_config_t *conf, const char *name);
+
+/* Calls cb for every kafka.* setting, with the prefix removed, in the order they were set. */
+void rkb_config_foreach_kafka(const rkb_config_t *conf,
+                              void (*cb)(const char *name, const char *value, const char *origin,
+                                         void *opaque),
+                              void *opaque);
+
+/* The table as --help text, and as the Markdown of docs/configuration.md. */
+void rkb_config_print_help(FILE *fp);
+void rkb_config_print_markdown(FILE *fp);
+
+#endif

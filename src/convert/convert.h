@@ -1,0 +1,59 @@
+/*
+ * convert.h — Kafka Connect-style converters for record keys and values.
+ *
+ * Converters: "string" (org.apache.kafka.connect.storage.StringConverter), "bytes"
+ * (org.apache.kafka.connect.converters.ByteArrayConverter) and "json"
+ * (org.apache.kafka.connect.json.JsonConverter). Redis stores bytes, so string and bytes both
+ * pass the bytes through; the difference is that a type or template that needs fields (HASH,
+ * STREAM, ${value.a.b}) parses string/bytes data as schemaless JSON on demand, while "json"
+ * parses every record up front and rejects what is not JSON.
+ * JSON schemas: schemas_enable 1 requires Connect's {"schema":...,"payload":...} envelope and
+ * unwraps it; 0 never unwraps; -1 (auto, the default) unwraps an object whose only members are
+ * "schema" and "payload".
+ */
+#ifndef RKB_CONVERT_CONVERT_H
+#define RKB_CONVERT_CONVERT_H
+
+#include "record/record.h"
+
+#include <stddef.h>
+
+typedef enum {
+    RKB_CONV_STRING = 0,
+    RKB_CONV_BYTES,
+    RKB_CONV_JSON,
+} rkb_converter_type_t;
+
+typedef struct rkb_converter_s {
+    rkb_converter_type_t type;
+    int schemas_enable; /* 1, 0, or -1 = auto */
+} rkb_converter_t;
+
+/* Parses a converter name: "string", "bytes", "json" or the Connect class names above.
+ * Returns 0 or -1. */
+int rkb_converter_parse(const char *name, rkb_converter_type_t *type);
+
+/* Applies the key and value converters to rec. For "json" this parses (and unwraps) now.
+ * Returns 0, or -1 with a reason in errstr (the caller adds topic/partition/offset). */
+int rkb_convert_record(const rkb_converter_t *key_conv, const rkb_converter_t *value_conv,
+                       rkb_record_t *rec, char *errstr, size_t errstr_size);
+
+/* The value as JSON, parsing it on first use (schemaless, with the value converter's envelope
+ * rule). Returns a borrowed reference (owned by rec), or NULL with errstr set for a tombstone
+ * or a value that is not JSON. */
+json_t *rkb_record_value_json(rkb_record_t *rec, char *errstr, size_t errstr_size);
+/* The key as JSON (same rules, key converter); NULL with errstr for a null or non-JSON key. */
+json_t *rkb_record_key_json(rkb_record_t *rec, char *errstr, size_t errstr_size);
+
+/* The value's bytes as they should be written for a whole-value write (SET, PUBLISH, JSON.SET):
+ * the original bytes, or the compact serialization of an unwrapped payload. NULL for a
+ * tombstone. Borrowed (owned by rec). */
+const char *rkb_record_value_bytes(rkb_record_t *rec, size_t *len);
+
+/* The text of a JSON scalar or structure as Redis should store it: strings as their content
+ * (no quotes), numbers/booleans as their JSON text, null as "", objects and arrays as compact
+ * JSON. Appends to out. */
+struct rkb_buf_s;
+void rkb_json_to_text(const json_t *json, struct rkb_buf_s *out);
+
+#endif

@@ -1,0 +1,114 @@
+/*
+ * redis.h — every byte rkbridge exchanges with Redis goes through this module.
+ *
+ * It owns the connection (URI parsing, connect with timeouts, AUTH with an ACL user, SELECT,
+ * CLIENT SETNAME), pipelining (a batch of commands written in one go, replies read in order) and
+ * reconnection. The reply parser and command types are hiredis's (redisReply); the socket is
+ * ours to replace later (TLS, Redis Cluster routing live here, not in the callers).
+ *
+ * A rkb_redis_t is used by one thread at a time.
+ */
+#ifndef RKB_REDIS_REDIS_H
+#define RKB_REDIS_REDIS_H
+
+#include <hiredis/hiredis.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Result codes. */
+typedef enum {
+    RKB_REDIS_OK = 0,
+    RKB_REDIS_ERR_IO = -1,   /* refused, reset, timeout, closed: transient, reconnect and retry */
+    RKB_REDIS_ERR_AUTH = -2, /* WRONGPASS/NOAUTH/NOPERM at connect: permanent until config changes */
+    RKB_REDIS_ERR_PROTO = -3, /* protocol or unexpected reply at connect */
+} rkb_redis_err_t;
+
+const char *rkb_redis_err2str(rkb_redis_err_t err);
+
+/* Where and how to connect. Strings are owned by the struct (rkb_redis_conf_clear). */
+typedef struct rkb_redis_conf_s {
+    char *host;     /* default "localhost" */
+    int port;       /* default 6379 */
+    char *username; /* ACL user, or NULL */
+    char *password; /* or NULL */
+    int db;         /* SELECT db when > 0 */
+    int connect_timeout_ms;
+    int command_timeout_ms; /* socket read/write timeout */
+    char *client_name;      /* CLIENT SETNAME, or NULL */
+} rkb_redis_conf_t;
+
+/* Fills conf with defaults (localhost:6379, db 0, 10 s timeouts). */
+void rkb_redis_conf_init(rkb_redis_conf_t *conf);
+/* Parses "redis://[[user]:password@]host[:port][/db]" (user and password percent-decoded) into
+ * conf (over whatever it held). Returns 0, or -1 with errstr; errstr never contains the
+ * password. "rediss://" is refused for now with an error saying TLS is not supported yet. */
+int rkb_redis_conf_from_uri(rkb_redis_conf_t *conf, const char *uri, char *errstr,
+                            size_t errstr_size);
+void rkb_redis_conf_clear(rkb_redis_conf_t *conf);
+/* "host:port/db" for logs: never the password. Writes into buf, returns buf. */
+const char *rkb_redis_conf_describe(const rkb_redis_conf_t *conf, char *buf, size_t size);
+
+/*
+ * A batch of commands built in one arena (no allocation per command once warmed up) and sent
+ * as one pipeline. Build a command with begin, arg..., end.
+ */
+typedef struct rkb_cmds_s rkb_cmds_t;
+
+rkb_cmds_t *rkb_cmds_new(void);
+void rkb_cmds_destroy(rkb_cmds_t *cmds); /* NULL is safe */
+void rkb_cmds_reset(rkb_cmds_t *cmds);   /* empties, keeps memory */
+void rkb_cmds_begin(rkb_cmds_t *cmds);
+void rkb_cmds_arg(rkb_cmds_t *cmds, const void *data, size_t len);
+void rkb_cmds_args(rkb_cmds_t *cmds, const char *str); /* NUL-terminated */
+void rkb_cmds_arg_int(rkb_cmds_t *cmds, int64_t value);
+void rkb_cmds_argf(rkb_cmds_t *cmds, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Ends the command being built; returns its index. */
+size_t rkb_cmds_end(rkb_cmds_t *cmds);
+/* Drops every command after the first n (undo of a partly encoded record). */
+void rkb_cmds_truncate(rkb_cmds_t *cmds, size_t n);
+size_t rkb_cmds_count(const rkb_cmds_t *cmds);
+/* Inspection (tests, logs): argc of command i, and argument j's bytes. */
+int rkb_cmds_argc(const rkb_cmds_t *cmds, size_t i);
+const char *rkb_cmds_argv(const rkb_cmds_t *cmds, size_t i, int j, size_t *len);
+/* Command i rendered for humans: arguments space-separated, each cut at 64 bytes, binary
+ * bytes escaped. Appends to out (an rkb_buf_t). */
+struct rkb_buf_s;
+void rkb_cmds_describe(const rkb_cmds_t *cmds, size_t i, struct rkb_buf_s *out);
+
+typedef struct rkb_redis_s rkb_redis_t;
+
+/* A handle; copies conf. No I/O. component names the owner in log lines ("sink/0"). */
+rkb_redis_t *rkb_redis_new(const rkb_redis_conf_t *conf, const char *component);
+void rkb_redis_destroy(rkb_redis_t *r); /* closes; NULL is safe */
+
+/* Connects (closing any old connection), then AUTH, SELECT and CLIENT SETNAME as configured.
+ * Returns RKB_REDIS_OK or an error code with errstr (no password in it). */
+int rkb_redis_connect(rkb_redis_t *r, char *errstr, size_t errstr_size);
+bool rkb_redis_is_connected(const rkb_redis_t *r);
+void rkb_redis_close(rkb_redis_t *r);
+
+/* Sends every command in cmds in one write and reads one reply per command, in order, into
+ * replies[0..count-1] (caller frees them with rkb_redis_replies_free). Error replies
+ * (REDIS_REPLY_ERROR) are replies, not failures. Returns RKB_REDIS_OK, or RKB_REDIS_ERR_IO with
+ * errstr when the connection failed (not connected, write or read error, timeout): then the
+ * connection is closed, replies[] is all NULL, and the caller may reconnect and send the whole
+ * batch again. */
+int rkb_redis_pipeline(rkb_redis_t *r, const rkb_cmds_t *cmds, redisReply **replies,
+                       char *errstr, size_t errstr_size);
+void rkb_redis_replies_free(redisReply **replies, size_t count);
+
+/* One command (argv form), blocking. Returns the reply (caller frees with freeReplyObject) or
+ * NULL with errstr on a connection failure (the connection is then closed). */
+redisReply *rkb_redis_command(rkb_redis_t *r, int argc, const char **argv, const size_t *argvlen,
+                              char *errstr, size_t errstr_size);
+
+/* The first error message in a reply, looking inside arrays (an EXEC reply holds one reply per
+ * queued command), or NULL if there is none. */
+const char *rkb_redis_reply_error(const redisReply *reply);
+/* True for errors that go away by themselves: LOADING, BUSY, MASTERDOWN, OOM, TRYAGAIN,
+ * CLUSTERDOWN, READONLY, NOREPLICAS, EXECABORT caused by one of those is not included.
+ * msg is an error message as returned by rkb_redis_reply_error. */
+bool rkb_redis_error_is_transient(const char *msg);
+
+#endif

@@ -1,0 +1,345 @@
+/*
+ * consumer.c — librdkafka high-level consumer with manual offset store (see consumer.h).
+ */
+#include "kafka/consumer.h"
+
+#include "util/log.h"
+#include "util/util.h"
+
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct rkb_consumer_s {
+    rd_kafka_t *rk;
+    char *component;
+    rkb_consumer_handlers_t handlers;
+    bool paused;
+    bool cooperative;
+};
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+    const char *component = rd_kafka_opaque(rk) ? ((rkb_consumer_t *)rd_kafka_opaque(rk))->component
+                                                : "kafka";
+    rkb_log_level_t lvl = level <= 3 ? RKB_LOG_ERROR
+                          : level <= 4 ? RKB_LOG_WARN
+                          : level <= 6 ? RKB_LOG_INFO
+                                       : RKB_LOG_DEBUG;
+    rkb_log(lvl, component, "librdkafka %s: %s", fac, buf);
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+    rkb_consumer_t *c = opaque;
+    /* Transport and all-brokers-down errors are retried by librdkafka itself; the sink just
+     * keeps polling. A fatal error cannot happen for a plain consumer. */
+    rkb_log_warn(c->component, "kafka: %s: %s", rd_kafka_err2name(err), reason);
+}
+
+/* Converts a librdkafka list into our array (pointers into the list stay valid while it
+ * lives). Returns a malloc'd array. */
+static rkb_toppar_t *toppars_from_list(const rd_kafka_topic_partition_list_t *list) {
+    rkb_toppar_t *parts = rkb_calloc((size_t)list->cnt, sizeof(*parts));
+    for (int i = 0; i < list->cnt; i++) {
+        parts[i].topic = list->elems[i].topic;
+        parts[i].partition = list->elems[i].partition;
+        parts[i].offset = list->elems[i].offset;
+    }
+    return parts;
+}
+
+static void describe_list(const rd_kafka_topic_partition_list_t *list, rkb_buf_t *out) {
+    for (int i = 0; i < list->cnt; i++)
+        rkb_buf_appendf(out, "%s%s[%d]", i ? " " : "", list->elems[i].topic,
+                        list->elems[i].partition);
+    if (!list->cnt)
+        rkb_buf_appends(out, "(none)");
+}
+
+/*
+ * Rebalance: called by librdkafka from inside rd_kafka_consumer_poll on the owner's thread.
+ * Order matters on revocation: the owner drains and stores first, then we commit, and only
+ * then the partitions are given up, so the next owner starts exactly at what Redis has.
+ */
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *list, void *opaque) {
+    rkb_consumer_t *c = opaque;
+    c->cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+    rkb_buf_t desc;
+    rkb_buf_init(&desc);
+    describe_list(list, &desc);
+
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        rkb_log_info(c->component, "assigned %s", desc.data);
+        if (c->handlers.on_assign && list->cnt) {
+            rkb_toppar_t *parts = toppars_from_list(list);
+            c->handlers.on_assign(parts, (size_t)list->cnt, c->handlers.opaque);
+            for (int i = 0; i < list->cnt; i++)
+                list->elems[i].offset = parts[i].offset;
+            free(parts);
+        }
+        rd_kafka_error_t *error = NULL;
+        rd_kafka_resp_err_t aerr = RD_KAFKA_RESP_ERR_NO_ERROR;
+        if (c->cooperative)
+            error = rd_kafka_incremental_assign(rk, list);
+        else
+            aerr = rd_kafka_assign(rk, list);
+        if (error) {
+            rkb_log_error(c->component, "assign failed: %s", rd_kafka_error_string(error));
+            rd_kafka_error_destroy(error);
+        } else if (aerr) {
+            rkb_log_error(c->component, "assign failed: %s", rd_kafka_err2str(aerr));
+        }
+        if (c->paused && list->cnt) /* a pause covers partitions that arrive later too */
+            rd_kafka_pause_partitions(rk, list);
+    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        bool lost = rd_kafka_assignment_lost(rk);
+        rkb_log_info(c->component, "%s %s", lost ? "lost" : "revoked", desc.data);
+        if (c->handlers.on_revoke && list->cnt) {
+            rkb_toppar_t *parts = toppars_from_list(list);
+            c->handlers.on_revoke(parts, (size_t)list->cnt, lost, c->handlers.opaque);
+            free(parts);
+        }
+        if (!lost) {
+            /* Commit what the owner stored for these partitions before giving them up. */
+            rd_kafka_resp_err_t cerr = rd_kafka_commit(rk, NULL, 0);
+            if (cerr && cerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
+                rkb_log_warn(c->component, "commit on revocation failed: %s",
+                             rd_kafka_err2str(cerr));
+        }
+        if (c->cooperative) {
+            rd_kafka_error_t *error = rd_kafka_incremental_unassign(rk, list);
+            if (error) {
+                rkb_log_error(c->component, "unassign failed: %s", rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+            }
+        } else {
+            rd_kafka_assign(rk, NULL);
+        }
+    } else {
+        rkb_log_error(c->component, "rebalance error: %s", rd_kafka_err2str(err));
+        rd_kafka_assign(rk, NULL);
+    }
+    rkb_buf_free(&desc);
+}
+
+static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,
+                    size_t errstr_size) {
+    char why[512];
+    if (rd_kafka_conf_set(conf, name, value, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
+        snprintf(errstr, errstr_size, "kafka.%s: %s", name, why);
+        return -1;
+    }
+    return 0;
+}
+
+rkb_consumer_t *rkb_consumer_new(const rkb_consumer_conf_t *conf, char *errstr,
+                                 size_t errstr_size) {
+    rkb_consumer_t *c = rkb_calloc(1, sizeof(*c));
+    c->component = rkb_strdup(conf->component ? conf->component : "consumer");
+    c->handlers = conf->handlers;
+
+    rd_kafka_conf_t *kconf = rd_kafka_conf_new();
+    /* rkbridge's defaults, as Kafka Connect's sink: start from the beginning when the group
+     * has no committed offset; cooperative rebalancing so that adding a member does not stop
+     * the others. The user's kafka.* settings below override these. */
+    static const char *const defaults[] = {
+        "auto.offset.reset", "earliest",
+        "partition.assignment.strategy", "cooperative-sticky",
+        "enable.auto.commit", "true",
+        "auto.commit.interval.ms", "1000",
+        "enable.partition.eof", "false",
+        "queued.max.messages.kbytes", "16384",
+    };
+    for (size_t i = 0; i < RKB_ARRAY_SIZE(defaults); i += 2)
+        if (conf_set(kconf, defaults[i], defaults[i + 1], errstr, errstr_size))
+            goto fail;
+    if (conf->group_id && conf_set(kconf, "group.id", conf->group_id, errstr, errstr_size))
+        goto fail;
+    if (conf->client_id && conf_set(kconf, "client.id", conf->client_id, errstr, errstr_size))
+        goto fail;
+    for (size_t i = 0; i < conf->prop_cnt; i++)
+        if (conf_set(kconf, conf->props[2 * i], conf->props[2 * i + 1], errstr, errstr_size))
+            goto fail;
+    /* Not overridable: an offset is stored only after Redis acknowledged the record
+     * (SEMANTICS.md §1.2); librdkafka's automatic store would commit before the write. */
+    if (conf_set(kconf, "enable.auto.offset.store", "false", errstr, errstr_size))
+        goto fail;
+
+    rd_kafka_conf_set_opaque(kconf, c);
+    rd_kafka_conf_set_log_cb(kconf, log_cb);
+    rd_kafka_conf_set_error_cb(kconf, error_cb);
+    rd_kafka_conf_set_rebalance_cb(kconf, rebalance_cb);
+
+    char why[512];
+    c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kconf, why, sizeof(why));
+    if (!c->rk) {
+        snprintf(errstr, errstr_size, "kafka consumer: %s", why);
+        goto fail; /* kconf is not consumed on failure */
+    }
+    kconf = NULL; /* consumed */
+    rd_kafka_poll_set_consumer(c->rk);
+
+    rd_kafka_topic_partition_list_t *subscription =
+        rd_kafka_topic_partition_list_new(conf->topic_cnt ? (int)conf->topic_cnt : 1);
+    if (conf->topics_regex) {
+        char *regex = rkb_malloc(strlen(conf->topics_regex) + 2);
+        sprintf(regex, "%s%s", conf->topics_regex[0] == '^' ? "" : "^", conf->topics_regex);
+        rd_kafka_topic_partition_list_add(subscription, regex, RD_KAFKA_PARTITION_UA);
+        free(regex);
+    } else {
+        for (size_t i = 0; i < conf->topic_cnt; i++)
+            rd_kafka_topic_partition_list_add(subscription, conf->topics[i],
+                                              RD_KAFKA_PARTITION_UA);
+    }
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(c->rk, subscription);
+    rd_kafka_topic_partition_list_destroy(subscription);
+    if (err) {
+        snprintf(errstr, errstr_size, "subscribe: %s", rd_kafka_err2str(err));
+        rd_kafka_destroy(c->rk);
+        c->rk = NULL;
+        goto fail;
+    }
+    return c;
+
+fail:
+    if (kconf)
+        rd_kafka_conf_destroy(kconf);
+    free(c->component);
+    free(c);
+    return NULL;
+}
+
+static int header_get(const rkb_record_t *rec, const char *name, const void **val,
+                      size_t *len) {
+    rd_kafka_headers_t *hdrs;
+    if (rd_kafka_message_headers(rec->source, &hdrs))
+        return -1;
+    if (rd_kafka_header_get_last(hdrs, name, val, len))
+        return -1;
+    return 0;
+}
+
+static void record_from_message(rkb_record_t *rec, rd_kafka_message_t *msg) {
+    rkb_record_init(rec);
+    rec->source = msg;
+    rec->topic = rd_kafka_topic_name(msg->rkt);
+    rec->partition = msg->partition;
+    rec->offset = msg->offset;
+    rec->timestamp = rd_kafka_message_timestamp(msg, NULL);
+    rec->key = msg->key;
+    rec->key_len = msg->key_len;
+    rec->value = msg->payload;
+    rec->value_len = msg->len;
+    rec->header_get = header_get;
+}
+
+size_t rkb_consumer_poll(rkb_consumer_t *c, rkb_record_t *recs, size_t *cnt, size_t max,
+                         int timeout_ms) {
+    size_t taken = 0;
+    for (;;) {
+        rd_kafka_message_t *msg = rd_kafka_consumer_poll(c->rk, taken ? 0 : timeout_ms);
+        if (!msg)
+            break;
+        if (msg->err) {
+            if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                rkb_log_warn(c->component, "consumer: %s%s%s",
+                             msg->rkt ? rd_kafka_topic_name(msg->rkt) : "",
+                             msg->rkt ? ": " : "", rd_kafka_message_errstr(msg));
+            rd_kafka_message_destroy(msg);
+            break;
+        }
+        if (taken == max) {
+            /* Only reachable with max == 0 (serve events only) while something was still
+             * queued: it must not be lost, so seek back to it before dropping it. */
+            rd_kafka_topic_partition_list_t *pos = rd_kafka_topic_partition_list_new(1);
+            rd_kafka_topic_partition_list_add(pos, rd_kafka_topic_name(msg->rkt), msg->partition)
+                ->offset = msg->offset;
+            rd_kafka_error_t *error = rd_kafka_seek_partitions(c->rk, pos, 5000);
+            if (error) {
+                rkb_log_error(c->component, "seek back failed: %s", rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+            }
+            rd_kafka_topic_partition_list_destroy(pos);
+            rd_kafka_message_destroy(msg);
+            break;
+        }
+        record_from_message(&recs[(*cnt)++], msg);
+        if (++taken == max)
+            break;
+    }
+    return taken;
+}
+
+void rkb_consumer_release(rkb_record_t *rec) {
+    if (rec->source)
+        rd_kafka_message_destroy(rec->source);
+    rkb_record_clear(rec);
+}
+
+void rkb_consumer_store(rkb_consumer_t *c, const rkb_toppar_t *parts, size_t cnt) {
+    if (!cnt)
+        return;
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)cnt);
+    for (size_t i = 0; i < cnt; i++)
+        rd_kafka_topic_partition_list_add(list, parts[i].topic, parts[i].partition)->offset =
+            parts[i].offset;
+    rd_kafka_resp_err_t err = rd_kafka_offsets_store(c->rk, list);
+    if (err && err != RD_KAFKA_RESP_ERR__STATE)
+        rkb_log_warn(c->component, "offset store failed: %s", rd_kafka_err2str(err));
+    for (int i = 0; i < list->cnt; i++) {
+        if (list->elems[i].err && list->elems[i].err != RD_KAFKA_RESP_ERR__STATE)
+            rkb_log_warn(c->component, "offset store %s[%d]: %s", list->elems[i].topic,
+                         list->elems[i].partition, rd_kafka_err2str(list->elems[i].err));
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+}
+
+int rkb_consumer_commit(rkb_consumer_t *c) {
+    rd_kafka_resp_err_t err = rd_kafka_commit(c->rk, NULL, 0);
+    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+        rkb_log_warn(c->component, "commit failed: %s", rd_kafka_err2str(err));
+        return -1;
+    }
+    return 0;
+}
+
+void rkb_consumer_pause_all(rkb_consumer_t *c, bool pause) {
+    if (c->paused == pause)
+        return;
+    rd_kafka_topic_partition_list_t *assignment = NULL;
+    if (!rd_kafka_assignment(c->rk, &assignment) && assignment) {
+        if (pause)
+            rd_kafka_pause_partitions(c->rk, assignment);
+        else
+            rd_kafka_resume_partitions(c->rk, assignment);
+        rd_kafka_topic_partition_list_destroy(assignment);
+    }
+    c->paused = pause;
+}
+
+bool rkb_consumer_paused(const rkb_consumer_t *c) {
+    return c->paused;
+}
+
+size_t rkb_consumer_assignment_size(rkb_consumer_t *c) {
+    rd_kafka_topic_partition_list_t *assignment = NULL;
+    size_t cnt = 0;
+    if (!rd_kafka_assignment(c->rk, &assignment) && assignment) {
+        cnt = (size_t)assignment->cnt;
+        rd_kafka_topic_partition_list_destroy(assignment);
+    }
+    return cnt;
+}
+
+void rkb_consumer_close(rkb_consumer_t *c) {
+    if (!c)
+        return;
+    if (c->rk) {
+        rkb_consumer_commit(c);
+        rd_kafka_consumer_close(c->rk);
+        rd_kafka_destroy(c->rk);
+    }
+    free(c->component);
+    free(c);
+}

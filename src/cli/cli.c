@@ -1,0 +1,182 @@
+/*
+ * cli.c — `rkbridge run` and `rkbridge validate`: load connector files, validate them all
+ * before anything starts, run the connectors in the foreground until SIGINT/SIGTERM.
+ */
+#include "cli/cli.h"
+
+#include "config/config.h"
+#include "connect/connector.h"
+#include "sink/sink.h"
+#include "util/log.h"
+#include "util/util.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+void rkb_cli_usage(FILE *fp) {
+    fprintf(fp,
+            "usage: rkbridge <command> [options]\n"
+            "\n"
+            "Commands:\n"
+            "  run [--kafka-bootstrap SERVERS] FILE.properties [FILE2.properties ...]\n"
+            "        Run one connector per file in the foreground (like Kafka's\n"
+            "        connect-standalone). SIGINT/SIGTERM stop them in order: intake stops,\n"
+            "        Redis is flushed, offsets are committed. --kafka-bootstrap sets\n"
+            "        kafka.bootstrap.servers for files that do not set it.\n"
+            "  validate FILE.properties\n"
+            "        Check a connector file: one line per problem (FILE:LINE: key: why), exit 2\n"
+            "        if there is any, exit 0 and print nothing if the file is valid.\n"
+            "  dev-broker [--brokers N] [--topic NAME:PARTITIONS]... [--bootstrap-file PATH]\n"
+            "        A Kafka broker for development and tests (librdkafka's mock cluster).\n"
+            "        Prints its bootstrap address first; control commands on stdin.\n"
+            "  config-doc\n"
+            "        Print the configuration reference (docs/configuration.md).\n"
+            "  --help, --version\n"
+            "\n"
+            "Environment: RKB_LOG_LEVEL=error|warn|info|debug (default info).\n"
+            "\n");
+}
+
+/* Loads and fully validates one connector file. Returns the config, or NULL with the problems
+ * in errs. */
+static rkb_config_t *load_connector(const char *path, rkb_errors_t *errs) {
+    rkb_config_t *conf = rkb_config_new();
+    size_t before = errs->cnt;
+    rkb_config_load_file(conf, path, errs);
+    if (errs->cnt == before)
+        rkb_config_validate(conf, errs);
+    if (errs->cnt == before && rkb_config_connector_kind(conf) == RKB_CONNECTOR_SINK)
+        rkb_sink_validate(conf, errs);
+    if (errs->cnt != before) {
+        rkb_config_destroy(conf);
+        return NULL;
+    }
+    return conf;
+}
+
+int rkb_cli_validate(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: rkbridge validate FILE.properties\n");
+        return 2;
+    }
+    rkb_errors_t errs;
+    rkb_errors_init(&errs);
+    rkb_config_t *conf = load_connector(argv[1], &errs);
+    rkb_errors_print(&errs, stderr);
+    int rc = errs.cnt ? 2 : 0;
+    rkb_errors_clear(&errs);
+    rkb_config_destroy(conf);
+    return rc;
+}
+
+static void find_kafka_prop(const char *name, const char *value, const char *origin,
+                            void *opaque) {
+    const char **wanted = opaque;
+    if (!strcmp(name, wanted[0]))
+        wanted[1] = value;
+}
+
+/* True if the file sets kafka.NAME itself. */
+static bool kafka_prop_is_set(const rkb_config_t *conf, const char *name) {
+    const char *wanted[2] = {name, NULL};
+    rkb_config_foreach_kafka(conf, find_kafka_prop, wanted);
+    return wanted[1] != NULL;
+}
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig) {
+    stop_signal = sig; /* only a flag: the main loop does the work */
+}
+
+int rkb_cli_run(int argc, char **argv) {
+    const char *bootstrap = NULL;
+    int first_file = 1;
+    while (first_file < argc && argv[first_file][0] == '-') {
+        if (!strcmp(argv[first_file], "--kafka-bootstrap") && first_file + 1 < argc) {
+            bootstrap = argv[first_file + 1];
+            first_file += 2;
+        } else if (!strncmp(argv[first_file], "--kafka-bootstrap=", 18)) {
+            bootstrap = argv[first_file] + 18;
+            first_file++;
+        } else {
+            fprintf(stderr, "rkbridge run: unknown option '%s'\n", argv[first_file]);
+            return 2;
+        }
+    }
+    if (first_file >= argc) {
+        fprintf(stderr, "usage: rkbridge run [--kafka-bootstrap SERVERS] FILE.properties ...\n");
+        return 2;
+    }
+
+    /* Validate every file before starting anything: a broken file never starts a connector. */
+    size_t conf_cnt = (size_t)(argc - first_file);
+    rkb_config_t **confs = rkb_calloc(conf_cnt, sizeof(*confs));
+    rkb_errors_t errs;
+    rkb_errors_init(&errs);
+    for (size_t i = 0; i < conf_cnt; i++)
+        confs[i] = load_connector(argv[first_file + (int)i], &errs);
+    if (errs.cnt) {
+        rkb_errors_print(&errs, stderr);
+        rkb_errors_clear(&errs);
+        for (size_t i = 0; i < conf_cnt; i++)
+            rkb_config_destroy(confs[i]);
+        free(confs);
+        return 2;
+    }
+
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    rkb_connector_t **conns = rkb_calloc(conf_cnt, sizeof(*conns));
+    int rc = 0;
+    for (size_t i = 0; i < conf_cnt; i++) {
+        char why[1024];
+        if (bootstrap && !kafka_prop_is_set(confs[i], "bootstrap.servers")) {
+            rkb_config_set(confs[i], "kafka.bootstrap.servers", bootstrap, "--kafka-bootstrap",
+                           &errs);
+        }
+        conns[i] = rkb_connector_start(confs[i], why, sizeof(why));
+        if (!conns[i]) {
+            rkb_log_error(NULL, "%s: cannot start connector: %s", argv[first_file + (int)i],
+                          why);
+            rkb_config_destroy(confs[i]);
+            rc = 1;
+        }
+    }
+    free(confs);
+
+    /* Foreground until a signal, or until no task is left running. */
+    for (;;) {
+        if (stop_signal) {
+            rkb_log_info(NULL, "signal %d: stopping", (int)stop_signal);
+            break;
+        }
+        size_t running = 0;
+        for (size_t i = 0; i < conf_cnt; i++)
+            running += conns[i] ? rkb_connector_running(conns[i]) : 0;
+        if (!running)
+            break;
+        rkb_sleep_ms(100, NULL);
+    }
+
+    /* Orderly shutdown of every connector: each task stops intake, flushes, commits. */
+    for (size_t i = 0; i < conf_cnt; i++)
+        if (conns[i])
+            rkb_connector_stop(conns[i]);
+    for (size_t i = 0; i < conf_cnt; i++) {
+        if (!conns[i])
+            continue;
+        for (size_t t = 0; t < rkb_connector_task_count(conns[i]); t++)
+            if (rkb_connector_task_state(conns[i], t) == RKB_TASK_FAILED)
+                rc = 1;
+        rkb_connector_destroy(conns[i]);
+    }
+    free(conns);
+    rkb_errors_clear(&errs);
+    return rc;
+}

@@ -1,0 +1,54 @@
+/*
+ * sink.h — the Kafka → Redis sink task (at-least-once).
+ *
+ * One task = one consumer-group member + one Redis connection + one thread. The loop
+ * (SEMANTICS.md §1.3): poll a batch; convert and encode every record into one pipeline; send it;
+ * for each partition, the records acknowledged by Redis up to the first one that was not become
+ * "applied" and only their next offset is stored for commit. A transient failure (connection
+ * lost, LOADING, BUSY, OOM, ...) pauses intake and retries the rest of the batch in order with
+ * capped backoff while the consumer keeps polling (so the member stays in its group); a record
+ * that can never be written stops the task in FAILED, with nothing stored past it.
+ * On revocation the batch is drained first and the stored offsets committed before the
+ * partitions go (consumer.h); on a lost assignment nothing is stored or committed.
+ */
+#ifndef RKB_SINK_SINK_H
+#define RKB_SINK_SINK_H
+
+#include "config/config.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+/* Counters of one task; read from any thread. */
+typedef struct rkb_sink_stats_s {
+    _Atomic uint64_t records_read;    /* taken from Kafka */
+    _Atomic uint64_t records_written; /* acknowledged by Redis and stored for commit */
+    _Atomic uint64_t records_skipped; /* nothing to write (e.g. a tombstone on a STREAM) */
+    _Atomic uint64_t records_failed;  /* could not be written (data errors) */
+    _Atomic uint64_t batches;         /* pipelines sent */
+    _Atomic uint64_t retries;         /* transient failures retried */
+} rkb_sink_stats_t;
+
+/* Checks what only the sink knows (templates, converters, type/key combinations) on top of
+ * rkb_config_validate. Adds "ORIGIN: key: why" lines to errs; returns their number. */
+int rkb_sink_validate(const rkb_config_t *conf, rkb_errors_t *errs);
+
+typedef struct rkb_sink_task_s rkb_sink_task_t;
+
+/* Builds task task_id of the connector described by conf (which must be valid and outlive the
+ * task). No I/O yet. Returns NULL with errstr. */
+rkb_sink_task_t *rkb_sink_task_new(const rkb_config_t *conf, int task_id, char *errstr,
+                                   size_t errstr_size);
+
+/* Runs the task on the calling thread until *stop becomes non-zero (then shuts down in order:
+ * stop intake, apply what is in hand if Redis is reachable, store, commit, leave the group) or
+ * until a record cannot be written. Returns 0 when stopped, -1 when FAILED (errstr says why,
+ * naming the record's topic, partition and offset). */
+int rkb_sink_task_run(rkb_sink_task_t *task, const volatile int *stop, char *errstr,
+                      size_t errstr_size);
+
+const rkb_sink_stats_t *rkb_sink_task_stats(const rkb_sink_task_t *task);
+
+void rkb_sink_task_destroy(rkb_sink_task_t *task); /* NULL is safe */
+
+#endif

@@ -46,8 +46,9 @@ json_t *rkb_record_value_json(rkb_record_t *rec, char *errstr, size_t errstr_siz
 json_t *rkb_record_key_json(rkb_record_t *rec, char *errstr, size_t errstr_size);
 
 /* The value's bytes as they should be written for a whole-value write (SET, PUBLISH, JSON.SET):
- * the original bytes, or the compact serialization of an unwrapped payload. NULL for a
- * tombstone. Borrowed (owned by rec). */
+ * the original bytes, or, for the "json" converter, the compact serialization of an unwrapped
+ * payload (a string payload keeps its quotes: it is JSON text). "string"/"bytes" always give the
+ * original bytes. NULL for a tombstone. Borrowed (owned by rec). */
 const char *rkb_record_value_bytes(rkb_record_t *rec, size_t *len);
 
 /* The text of a JSON scalar or structure as Redis should store it: strings as their content
@@ -55,5 +56,14 @@ const char *rkb_record_value_bytes(rkb_record_t *rec, size_t *len);
  * JSON. Appends to out. */
 struct rkb_buf_s;
 void rkb_json_to_text(const json_t *json, struct rkb_buf_s *out);
+
+/* The shortest decimal text that reads back as the same double ("0.1", "1e+300", "3"), at most
+ * 17 significant digits. Appends to out. */
+void rkb_double_to_text(double value, struct rkb_buf_s *out);
+/* "an object", "an array", "a string", "a number", "a boolean" or "null", for messages. */
+const char *rkb_json_type_name(const json_t *json);
+/* The length of an object member's key as returned by json_object_foreach (keys may hold NUL
+ * bytes). */
+size_t rkb_json_object_key_len(const char *key);
 
 #endif

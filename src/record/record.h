@@ -40,6 +40,14 @@ struct rkb_record_s {
     int value_unwrapped;   /* 1: value_json is a Connect envelope's payload, value bytes are not it */
     char *value_text;      /* owned; serialized value_json when value_unwrapped (see convert.h) */
     size_t value_text_len;
+
+    /* The converters that apply, copied by rkb_convert_record (rkb_record_init sets "string"
+     * with schemas auto). On-demand parsing follows them, and they decide what ${key} and the
+     * whole-value bytes mean (see convert.h). */
+    int key_conv_type;        /* an rkb_converter_type_t */
+    int key_schemas_enable;   /* 1, 0, or -1 = auto */
+    int value_conv_type;      /* an rkb_converter_type_t */
+    int value_schemas_enable; /* 1, 0, or -1 = auto */
 };
 
 /* Sets every field to "empty" (no key, tombstone, no JSON). */

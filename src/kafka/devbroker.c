@@ -337,6 +337,7 @@ static void run_ctl_line(devbroker_t *db, char *line) {
             continue;
         int arg_cnt = argc - 1;
         if (arg_cnt < ctl_commands[i].min_args || arg_cnt > ctl_commands[i].max_args) {
+            rkb_log_warn(LOG_COMPONENT, "control: %s: usage: %s", argv[0], ctl_commands[i].usage);
             reply("error: usage: %s", ctl_commands[i].usage);
             return;
         }
@@ -350,6 +351,7 @@ static void run_ctl_line(devbroker_t *db, char *line) {
         }
         return;
     }
+    rkb_log_warn(LOG_COMPONENT, "control: unknown command '%s'", argv[0]);
     reply("error: unknown command '%s' (try help)", argv[0]);
 }
 

@@ -1,0 +1,22 @@
+/*
+ * kafka_conf.c — librdkafka property checks for config/ (see kafka_conf.h).
+ */
+#include "kafka/kafka_conf.h"
+
+#include <librdkafka/rdkafka.h>
+#include <string.h>
+
+int rkb_kafka_conf_check(const char *name, const char *value, char *errstr, size_t errstr_size) {
+    if (errstr_size > 0)
+        errstr[0] = '\0';
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_res_t res = rd_kafka_conf_set(conf, name, value, errstr, errstr_size);
+    rd_kafka_conf_destroy(conf);
+    if (res == RD_KAFKA_CONF_OK)
+        return 0;
+    /* Some librdkafka messages end with a newline; ours are one line each. */
+    size_t len = errstr_size > 0 ? strlen(errstr) : 0;
+    while (len > 0 && (errstr[len - 1] == '\n' || errstr[len - 1] == ' '))
+        errstr[--len] = '\0';
+    return -1;
+}

@@ -40,17 +40,21 @@ typedef struct rkb_property_s {
     rkb_prop_type_t type;
     const char *default_value; /* NULL: unset by default */
     int64_t min, max;          /* RKB_PROP_INT range */
-    const char *enum_values;   /* RKB_PROP_ENUM: "STRING,HASH,..." */
+    const char *enum_values;   /* RKB_PROP_ENUM: "STRING,HASH,..."; STRING: checked by validate */
     const char *aliases;       /* comma-separated other accepted names, or NULL */
     unsigned scope;            /* RKB_SCOPE_* */
     unsigned flags;            /* RKB_PROP_F_* */
     const char *doc;           /* one line */
+    const char *value_aliases; /* other spellings of enum_values: "SPELLING=VALUE,...", or NULL */
 } rkb_property_t;
 
 /* The property table. */
 const rkb_property_t *rkb_config_properties(size_t *cnt);
 /* Looks a property up by canonical name or alias; NULL if unknown. */
 const rkb_property_t *rkb_config_property_find(const char *name);
+/* The redis.type a redis.command value stands for (HSET → HASH, ...), NULL if command is not
+ * one; *push_direction (may be NULL) gets "LEFT"/"RIGHT" for LPUSH/RPUSH, else NULL. */
+const char *rkb_config_command_type(const char *command, const char **push_direction);
 
 /* A list of user-facing problems, one line each ("FILE:LINE: key: why"). */
 typedef struct rkb_errors_s {
@@ -98,7 +102,11 @@ rkb_connector_kind_t rkb_config_connector_kind(const rkb_config_t *conf);
 
 /* Effective value by canonical name: the set value, else the default, else NULL.
  * Asking for a name not in the table is a programming error (abort). ENUM values come back
- * in the table's spelling; redis.command is folded into redis.type (see config_props.c). */
+ * in the table's spelling; redis.command is folded into redis.type (see config_props.c).
+ * The strings are owned by conf. get_int/get_bool on a property of another type abort; on an
+ * unset property without default (the *.schemas.enable keys) they return 0/false, so check
+ * rkb_config_is_set first where unset has a meaning of its own. is_set is true when the
+ * effective value came from the user (also through redis.command), i.e. origin != "default". */
 const char *rkb_config_get(const rkb_config_t *conf, const char *name);
 int64_t rkb_config_get_int(const rkb_config_t *conf, const char *name);
 bool rkb_config_get_bool(const rkb_config_t *conf, const char *name);
@@ -112,8 +120,12 @@ void rkb_config_foreach_kafka(const rkb_config_t *conf,
                                          void *opaque),
                               void *opaque);
 
-/* The table as --help text, and as the Markdown of docs/configuration.md. */
+/* The table as --help text, and as the Markdown of docs/configuration.md (deterministic: the
+ * committed file must equal this output). */
 void rkb_config_print_help(FILE *fp);
 void rkb_config_print_markdown(FILE *fp);
+/* The effective configuration, "key=value  # origin" per line (table order, then kafka.*);
+ * passwords, the password in redis.uri and secret-looking kafka.* values print as "[hidden]". */
+void rkb_config_print(const rkb_config_t *conf, FILE *fp);
 
 #endif

@@ -1,0 +1,258 @@
+/*
+ * config_props.c — the property table: every connector property rkbridge knows.
+ *
+ * This table is the single source of truth for configuration. config.c parses, checks and
+ * prints from it (rkbridge --help, docs/configuration.md), so adding a property here is all it
+ * takes to make it settable, validated and documented. Consumers (sink, redis, convert) read
+ * effective values with rkb_config_get*() by canonical name.
+ *
+ * Doc strings are one user-facing line each: they appear as-is in --help and in the Markdown
+ * table (so no '*' or '|', and no trailing period).
+ */
+#include "config/config.h"
+#include "util/util.h"
+
+#include <string.h>
+#include <strings.h>
+
+/* Connect's converter class names, accepted for the short names. */
+#define CONVERTER_CLASSES                                                                          \
+    "org.apache.kafka.connect.storage.StringConverter=string,"                                     \
+    "org.apache.kafka.connect.converters.ByteArrayConverter=bytes,"                                \
+    "org.apache.kafka.connect.json.JsonConverter=json"
+
+static const rkb_property_t properties[] = {
+    /* ---- Common: every connector ---------------------------------------------------------- */
+    {.name = "name",
+     .type = RKB_PROP_STRING,
+     .scope = RKB_SCOPE_ALL,
+     .flags = RKB_PROP_F_REQUIRED,
+     .doc = "Unique connector name; the sink's consumer group is connect-${name}"},
+    {.name = "connector.class",
+     .type = RKB_PROP_STRING,
+     .enum_values = "com.redis.kafka.connect.RedisSinkConnector",
+     .value_aliases = "RedisSinkConnector=com.redis.kafka.connect.RedisSinkConnector",
+     .scope = RKB_SCOPE_ALL,
+     .flags = RKB_PROP_F_REQUIRED,
+     .doc = "Which connector to run; RedisSinkConnector moves Kafka records into Redis"},
+    {.name = "tasks.max",
+     .type = RKB_PROP_INT,
+     .default_value = "1",
+     .min = 1,
+     .max = 256,
+     .scope = RKB_SCOPE_ALL,
+     .doc = "Most tasks to run; the topic partitions are shared among them"},
+    {.name = "redis.uri",
+     .type = RKB_PROP_STRING,
+     .default_value = "",
+     .scope = RKB_SCOPE_ALL,
+     .doc = "Redis server as redis://[[user]:password@]host[:port][/db]; when set it wins over "
+            "redis.host and redis.port"},
+    {.name = "redis.host",
+     .type = RKB_PROP_STRING,
+     .default_value = "localhost",
+     .scope = RKB_SCOPE_ALL,
+     .doc = "Redis host, used when redis.uri is empty"},
+    {.name = "redis.port",
+     .type = RKB_PROP_INT,
+     .default_value = "6379",
+     .min = 1,
+     .max = 65535,
+     .scope = RKB_SCOPE_ALL,
+     .doc = "Redis port, used when redis.uri is empty"},
+    {.name = "redis.username",
+     .type = RKB_PROP_STRING,
+     .default_value = "",
+     .scope = RKB_SCOPE_ALL,
+     .doc = "ACL user for AUTH; empty: the default user"},
+    {.name = "redis.password",
+     .type = RKB_PROP_PASSWORD,
+     .default_value = "",
+     .scope = RKB_SCOPE_ALL,
+     .doc = "Password for AUTH; empty: no AUTH"},
+    {.name = "redis.timeout",
+     .type = RKB_PROP_INT,
+     .default_value = "10",
+     .min = 1,
+     .max = 3600,
+     .scope = RKB_SCOPE_ALL,
+     .doc = "Redis connect and command timeout, in seconds"},
+    {.name = "batch.size",
+     .type = RKB_PROP_INT,
+     .default_value = "1000",
+     .min = 1,
+     .max = 100000,
+     .scope = RKB_SCOPE_ALL,
+     .doc = "Most records per batch; for the sink, per Redis pipeline"},
+    {.name = "key.converter",
+     .type = RKB_PROP_ENUM,
+     .default_value = "string",
+     .enum_values = "string,bytes,json",
+     .value_aliases = CONVERTER_CLASSES,
+     .scope = RKB_SCOPE_ALL,
+     .doc = "How record keys are read: string, bytes or json (Connect class names accepted)"},
+    {.name = "value.converter",
+     .type = RKB_PROP_ENUM,
+     .default_value = "string",
+     .enum_values = "string,bytes,json",
+     .value_aliases = CONVERTER_CLASSES,
+     .scope = RKB_SCOPE_ALL,
+     .doc = "How record values are read: string, bytes or json (Connect class names accepted)"},
+    {.name = "key.converter.schemas.enable",
+     .type = RKB_PROP_BOOL,
+     .scope = RKB_SCOPE_ALL,
+     .doc = "Keys in Connect's {\"schema\",\"payload\"} envelope: true requires and unwraps it, "
+            "false never unwraps; unset: unwrapped when present"},
+    {.name = "value.converter.schemas.enable",
+     .type = RKB_PROP_BOOL,
+     .scope = RKB_SCOPE_ALL,
+     .doc = "Values in Connect's {\"schema\",\"payload\"} envelope: true requires and unwraps "
+            "it, false never unwraps; unset: unwrapped when present"},
+
+    /* ---- Sink ------------------------------------------------------------------------------ */
+    {.name = "topics",
+     .type = RKB_PROP_LIST,
+     .scope = RKB_SCOPE_SINK,
+     .doc = "Topics to consume, comma-separated; set this or topics.regex"},
+    {.name = "topics.regex",
+     .type = RKB_PROP_STRING,
+     .scope = RKB_SCOPE_SINK,
+     .doc = "POSIX extended regular expression of the topics to consume, matched from the start "
+            "of the name; set this or topics"},
+    {.name = "redis.type",
+     .type = RKB_PROP_ENUM,
+     .default_value = "STREAM",
+     .enum_values = "STRING,HASH,JSON,STREAM,LIST,SET,ZSET,TIMESERIES,PUBSUB",
+     .scope = RKB_SCOPE_SINK,
+     .doc = "Redis data type each record is written to"},
+    {.name = "redis.command",
+     .type = RKB_PROP_ENUM,
+     .enum_values = "HSET,JSONSET,TSADD,SET,XADD,LPUSH,RPUSH,SADD,ZADD",
+     .scope = RKB_SCOPE_SINK,
+     .doc = "Older redis-kafka-connect spelling of redis.type (LPUSH also means "
+            "redis.push.direction=LEFT); must agree with redis.type if both are set"},
+    {.name = "redis.push.direction",
+     .type = RKB_PROP_ENUM,
+     .default_value = "RIGHT",
+     .enum_values = "LEFT,RIGHT",
+     .scope = RKB_SCOPE_SINK,
+     .doc = "LIST: push with LPUSH (LEFT) or RPUSH (RIGHT)"},
+    {.name = "redis.keyspace",
+     .type = RKB_PROP_TEMPLATE,
+     .default_value = "${topic}",
+     .aliases = "redis.key",
+     .scope = RKB_SCOPE_SINK,
+     .doc = "Key prefix: STRING, HASH and JSON keys are keyspace + separator + record key, other "
+            "types use the keyspace as the key; empty: the raw record key"},
+    {.name = "redis.separator",
+     .type = RKB_PROP_STRING,
+     .default_value = ":",
+     .scope = RKB_SCOPE_SINK,
+     .doc = "Joins keyspace and record key for STRING, HASH and JSON"},
+    {.name = "redis.key.template",
+     .type = RKB_PROP_TEMPLATE,
+     .default_value = "",
+     .scope = RKB_SCOPE_SINK,
+     .doc = "Whole key template, e.g. user:${value.id}; when set, redis.keyspace and "
+            "redis.separator are not used"},
+    {.name = "redis.member",
+     .type = RKB_PROP_TEMPLATE,
+     .default_value = "${key}",
+     .scope = RKB_SCOPE_SINK,
+     .doc = "Member written for LIST, SET and ZSET"},
+    {.name = "redis.score",
+     .type = RKB_PROP_TEMPLATE,
+     .default_value = "${value}",
+     .scope = RKB_SCOPE_SINK,
+     .doc = "ZSET score and TIMESERIES sample value; must expand to a number"},
+    {.name = "redis.timeseries.timestamp",
+     .type = RKB_PROP_TEMPLATE,
+     .default_value = "${key}",
+     .scope = RKB_SCOPE_SINK,
+     .doc = "TIMESERIES sample timestamp in milliseconds; must expand to a number"},
+    {.name = "redis.stream.maxlen",
+     .type = RKB_PROP_INT,
+     .default_value = "0",
+     .min = 0,
+     .max = INT64_MAX,
+     .scope = RKB_SCOPE_SINK,
+     .doc = "STREAM: when > 0, trim with XADD MAXLEN ~ n"},
+    {.name = "redis.key.ttl",
+     .type = RKB_PROP_INT,
+     .default_value = "-1",
+     .min = -1,
+     .max = 2147483647,
+     .scope = RKB_SCOPE_SINK,
+     .doc = "TTL of written keys in seconds, <= 0: none; a record header redis.key.ttl "
+            "overrides it"},
+    {.name = "redis.multiexec",
+     .type = RKB_PROP_BOOL,
+     .default_value = "false",
+     .scope = RKB_SCOPE_SINK,
+     .doc = "Wrap each batch in MULTI/EXEC"},
+    {.name = "redis.wait.replicas",
+     .type = RKB_PROP_INT,
+     .default_value = "0",
+     .min = 0,
+     .max = 100,
+     .scope = RKB_SCOPE_SINK,
+     .doc = "After each batch, WAIT until this many replicas have it; 0: do not wait"},
+    {.name = "redis.wait.timeout",
+     .type = RKB_PROP_INT,
+     .default_value = "1000",
+     .min = 0,
+     .max = 2147483647,
+     .scope = RKB_SCOPE_SINK,
+     .doc = "WAIT timeout in milliseconds; 0 blocks until the replicas have the batch"},
+};
+
+/* redis.command → redis.type (and the LIST push direction). rkb_config_get folds a set
+ * redis.command into redis.type and redis.push.direction when those are not set themselves. */
+static const struct {
+    const char *command;
+    const char *type;
+    const char *push_direction; /* NULL: the command says nothing about it */
+} command_types[] = {
+    {"HSET", "HASH", NULL},     {"JSONSET", "JSON", NULL}, {"TSADD", "TIMESERIES", NULL},
+    {"SET", "STRING", NULL},    {"XADD", "STREAM", NULL},  {"LPUSH", "LIST", "LEFT"},
+    {"RPUSH", "LIST", "RIGHT"}, {"SADD", "SET", NULL},     {"ZADD", "ZSET", NULL},
+};
+
+const rkb_property_t *rkb_config_properties(size_t *cnt) {
+    *cnt = RKB_ARRAY_SIZE(properties);
+    return properties;
+}
+
+/* True if name is one of the comma-separated items of list. */
+static bool list_has(const char *list, const char *name) {
+    size_t len = strlen(name);
+    for (const char *p = list; p && *p;) {
+        const char *end = strchr(p, ',');
+        size_t item_len = end ? (size_t)(end - p) : strlen(p);
+        if (item_len == len && !strncmp(p, name, len))
+            return true;
+        p = end ? end + 1 : NULL;
+    }
+    return false;
+}
+
+const rkb_property_t *rkb_config_property_find(const char *name) {
+    for (size_t i = 0; i < RKB_ARRAY_SIZE(properties); i++) {
+        if (!strcmp(properties[i].name, name) || list_has(properties[i].aliases, name))
+            return &properties[i];
+    }
+    return NULL;
+}
+
+const char *rkb_config_command_type(const char *command, const char **push_direction) {
+    for (size_t i = 0; i < RKB_ARRAY_SIZE(command_types); i++) {
+        if (!strcasecmp(command_types[i].command, command)) {
+            if (push_direction)
+                *push_direction = command_types[i].push_direction;
+            return command_types[i].type;
+        }
+    }
+    if (push_direction)
+        *push_direction = NULL;
+    return NULL;
+}

@@ -1,0 +1,1085 @@
+/*
+ * config.c — connector configuration: properties files, set/get, validation and printing.
+ *
+ * The first stop of a run: `rkbridge run FILE` loads the file here and validates it, then the
+ * sink, redis and convert modules read effective values by name and kafka/ hands the kafka.*
+ * settings to librdkafka. Every property comes from the table in config_props.c; this file has
+ * the logic only. Values are checked when they are set, so that errors carry the file and line.
+ */
+#include "config/config.h"
+#include "kafka/kafka_conf.h"
+#include "util/util.h"
+
+#include <errno.h>
+#include <regex.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* "kafka.X" is passed to librdkafka as X; Connect's per-connector client overrides are
+ * accepted as the same thing. The sink is a consumer: librdkafka ignores producer-only
+ * properties there (with a warning); they matter for the producers rkbridge creates. */
+static const char *const kafka_prefixes[] = {"kafka.", "consumer.override.", "producer.override."};
+
+/* What the user set for one table property: canonical text and where it came from. */
+typedef struct config_value_s {
+    char *value; /* NULL: not set */
+    char *origin;
+} config_value_t;
+
+/* One kafka.* setting, its name without the prefix. */
+typedef struct kafka_setting_s {
+    char *name;
+    char *value;
+    char *origin;
+} kafka_setting_t;
+
+struct rkb_config_s {
+    config_value_t *values; /* one per table property, same index */
+    kafka_setting_t *kafka; /* in the order first set */
+    size_t kafka_cnt;
+    size_t kafka_cap;
+    char *path; /* the file loaded last: named by errors that have no line ("name" missing) */
+};
+
+/* ---- Errors ---------------------------------------------------------------------------- */
+
+void rkb_errors_init(rkb_errors_t *errs) {
+    errs->msgs = NULL;
+    errs->cnt = 0;
+    errs->cap = 0;
+}
+
+void rkb_errors_add(rkb_errors_t *errs, const char *fmt, ...) {
+    if (!errs)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int len = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (len < 0)
+        len = 0;
+    char *msg = rkb_malloc((size_t)len + 1);
+    va_start(ap, fmt);
+    vsnprintf(msg, (size_t)len + 1, fmt, ap);
+    va_end(ap);
+    if (errs->cnt == errs->cap) {
+        errs->cap = errs->cap ? errs->cap * 2 : 8;
+        errs->msgs = rkb_realloc(errs->msgs, errs->cap * sizeof(*errs->msgs));
+    }
+    errs->msgs[errs->cnt++] = msg;
+}
+
+void rkb_errors_print(const rkb_errors_t *errs, FILE *fp) {
+    for (size_t i = 0; i < errs->cnt; i++)
+        fprintf(fp, "%s\n", errs->msgs[i]);
+}
+
+void rkb_errors_clear(rkb_errors_t *errs) {
+    for (size_t i = 0; i < errs->cnt; i++)
+        free(errs->msgs[i]);
+    free(errs->msgs);
+    rkb_errors_init(errs);
+}
+
+/* ---- Lists in the table ("A,B,C" and "SPELLING=VALUE,...") ------------------------------- */
+
+/* Calls cb on each item of a comma-separated list until it returns true; returns that. */
+typedef bool (*item_cb_t)(const char *item, size_t len, void *opaque);
+
+static bool list_each(const char *list, item_cb_t cb, void *opaque) {
+    for (const char *p = list; p && *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (cb(p, len, opaque))
+            return true;
+        p = end ? end + 1 : NULL;
+    }
+    return false;
+}
+
+/* A value being matched against enum_values / value_aliases. */
+typedef struct value_match_s {
+    const char *value;
+    const char *canonical; /* result: points into the table */
+    size_t canonical_len;
+} value_match_t;
+
+static bool match_enum_item(const char *item, size_t len, void *opaque) {
+    value_match_t *m = opaque;
+    if (strlen(m->value) != len || strncasecmp(item, m->value, len))
+        return false;
+    m->canonical = item;
+    m->canonical_len = len;
+    return true;
+}
+
+static bool match_alias_item(const char *item, size_t len, void *opaque) {
+    value_match_t *m = opaque;
+    const char *eq = memchr(item, '=', len);
+    if (!eq)
+        return false;
+    size_t spelling_len = (size_t)(eq - item);
+    if (strlen(m->value) != spelling_len || strncasecmp(item, m->value, spelling_len))
+        return false;
+    m->canonical = eq + 1;
+    m->canonical_len = len - spelling_len - 1;
+    return true;
+}
+
+/* The canonical spelling of value among prop's enum_values and value_aliases (malloc'd,
+ * caller frees), or NULL if it is none of them. */
+static char *match_value(const rkb_property_t *prop, const char *value) {
+    value_match_t m = {.value = value};
+    if (list_each(prop->enum_values, match_enum_item, &m) ||
+        list_each(prop->value_aliases, match_alias_item, &m))
+        return rkb_strndup(m.canonical, m.canonical_len);
+    return NULL;
+}
+
+/* Where value lists are written: plain (messages, --help) or each value as `code`. */
+typedef struct values_out_s {
+    rkb_buf_t *buf;
+    const char *quote; /* "" or "`" */
+} values_out_t;
+
+static void append_value(values_out_t *out, const char *value, size_t len) {
+    if (out->buf->len)
+        rkb_buf_appends(out->buf, ", ");
+    rkb_buf_appendf(out->buf, "%s%.*s%s", out->quote, (int)len, value, out->quote);
+}
+
+static bool append_enum_item(const char *item, size_t len, void *opaque) {
+    append_value(opaque, item, len);
+    return false;
+}
+
+static bool append_alias_spelling(const char *item, size_t len, void *opaque) {
+    const char *eq = memchr(item, '=', len);
+    append_value(opaque, item, eq ? (size_t)(eq - item) : len);
+    return false;
+}
+
+/* "A, B, C[, SPELLING...]": every value a user may write for prop. */
+static void append_accepted_values(const rkb_property_t *prop, values_out_t *out) {
+    list_each(prop->enum_values, append_enum_item, out);
+    list_each(prop->value_aliases, append_alias_spelling, out);
+}
+
+/* ---- Config object ---------------------------------------------------------------------- */
+
+rkb_config_t *rkb_config_new(void) {
+    size_t cnt;
+    rkb_config_properties(&cnt);
+    rkb_config_t *conf = rkb_calloc(1, sizeof(*conf));
+    conf->values = rkb_calloc(cnt, sizeof(*conf->values));
+    return conf;
+}
+
+void rkb_config_destroy(rkb_config_t *conf) {
+    if (!conf)
+        return;
+    size_t cnt;
+    rkb_config_properties(&cnt);
+    for (size_t i = 0; i < cnt; i++) {
+        free(conf->values[i].value);
+        free(conf->values[i].origin);
+    }
+    free(conf->values);
+    for (size_t i = 0; i < conf->kafka_cnt; i++) {
+        free(conf->kafka[i].name);
+        free(conf->kafka[i].value);
+        free(conf->kafka[i].origin);
+    }
+    free(conf->kafka);
+    free(conf->path);
+    free(conf);
+}
+
+static size_t property_index(const rkb_property_t *prop) {
+    size_t cnt;
+    return (size_t)(prop - rkb_config_properties(&cnt));
+}
+
+/* ---- Setting values --------------------------------------------------------------------- */
+
+/* Items trimmed and joined with ','; "" for a blank value. NULL after an error. */
+static char *normalize_list(const char *key, const char *value, const char *origin,
+                            rkb_errors_t *errs) {
+    rkb_buf_t out;
+    rkb_buf_init(&out);
+    rkb_buf_appends(&out, "");
+    const char *p = value;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (!*p)
+        return out.data;
+    for (;;) {
+        const char *end = strchr(p, ',');
+        const char *item_end = end ? end : p + strlen(p);
+        while (p < item_end && (*p == ' ' || *p == '\t'))
+            p++;
+        while (item_end > p && (item_end[-1] == ' ' || item_end[-1] == '\t'))
+            item_end--;
+        if (item_end == p) {
+            rkb_errors_add(errs, "%s: %s: empty item in the comma-separated list", origin, key);
+            rkb_buf_free(&out);
+            return NULL;
+        }
+        if (out.len)
+            rkb_buf_appends(&out, ",");
+        rkb_buf_append(&out, p, (size_t)(item_end - p));
+        if (!end)
+            break;
+        p = end + 1;
+    }
+    return out.data;
+}
+
+/* Checks value against prop's type and returns the text to store (malloc'd: canonical
+ * spelling for INT, BOOL, ENUM and LIST), or NULL after adding an error naming key (the
+ * name the user wrote). Values of PASSWORD properties never appear in messages. */
+static char *check_value(const rkb_property_t *prop, const char *key, const char *value,
+                         const char *origin, rkb_errors_t *errs) {
+    switch (prop->type) {
+    case RKB_PROP_INT: {
+        int64_t v;
+        if (rkb_parse_int64(value, prop->min, prop->max, &v) == -1) {
+            rkb_errors_add(errs, "%s: %s: must be an integer between %lld and %lld, got '%s'",
+                           origin, key, (long long)prop->min, (long long)prop->max, value);
+            return NULL;
+        }
+        char num[32];
+        snprintf(num, sizeof(num), "%lld", (long long)v);
+        return rkb_strdup(num);
+    }
+    case RKB_PROP_BOOL: {
+        bool b;
+        if (rkb_parse_bool(value, &b) == -1) {
+            rkb_errors_add(errs, "%s: %s: must be true or false, got '%s'", origin, key, value);
+            return NULL;
+        }
+        return rkb_strdup(b ? "true" : "false");
+    }
+    case RKB_PROP_ENUM: {
+        char *canonical = match_value(prop, value);
+        if (!canonical) {
+            rkb_buf_t accepted;
+            rkb_buf_init(&accepted);
+            append_accepted_values(prop, &(values_out_t){.buf = &accepted, .quote = ""});
+            rkb_errors_add(errs, "%s: %s: must be one of %s, got '%s'", origin, key, accepted.data,
+                           value);
+            rkb_buf_free(&accepted);
+        }
+        return canonical;
+    }
+    case RKB_PROP_LIST:
+        return normalize_list(key, value, origin, errs);
+    case RKB_PROP_STRING:
+        if (!strcmp(prop->name, "topics.regex") && *value) {
+            /* librdkafka matches subscription patterns with POSIX regexec on Linux, so
+             * regcomp is the check it will do itself when the sink subscribes. */
+            regex_t re;
+            int rc = regcomp(&re, value, REG_EXTENDED | REG_NOSUB);
+            if (rc) {
+                char why[256];
+                regerror(rc, &re, why, sizeof(why));
+                rkb_errors_add(errs, "%s: %s: invalid regular expression: %s", origin, key, why);
+                return NULL;
+            }
+            regfree(&re);
+        }
+        return rkb_strdup(value);
+    case RKB_PROP_PASSWORD:
+    case RKB_PROP_TEMPLATE:
+        return rkb_strdup(value);
+    }
+    abort(); /* not reached: every type is handled above */
+}
+
+/* The librdkafka name inside key if it is a kafka.* (or *.override.*) key, else NULL. */
+static const char *kafka_name_of(const char *key) {
+    for (size_t i = 0; i < RKB_ARRAY_SIZE(kafka_prefixes); i++) {
+        size_t len = strlen(kafka_prefixes[i]);
+        if (!strncmp(key, kafka_prefixes[i], len))
+            return key + len;
+    }
+    return NULL;
+}
+
+static int set_kafka(rkb_config_t *conf, const char *key, const char *name, const char *value,
+                     const char *origin, rkb_errors_t *errs) {
+    if (!*name) {
+        rkb_errors_add(errs, "%s: %s: missing librdkafka property name after the prefix", origin,
+                       key);
+        return -1;
+    }
+    /* librdkafka may quote the value in its message: size the buffer for it. */
+    size_t errstr_size = 256 + strlen(name) + strlen(value);
+    char *errstr = rkb_malloc(errstr_size);
+    if (rkb_kafka_conf_check(name, value, errstr, errstr_size) == -1) {
+        rkb_errors_add(errs, "%s: %s: %s", origin, key, errstr);
+        free(errstr);
+        return -1;
+    }
+    free(errstr);
+
+    kafka_setting_t *setting = NULL;
+    for (size_t i = 0; i < conf->kafka_cnt && !setting; i++) {
+        if (!strcmp(conf->kafka[i].name, name))
+            setting = &conf->kafka[i];
+    }
+    if (setting) { /* set twice: the last one wins, in the place of the first */
+        free(setting->value);
+        free(setting->origin);
+    } else {
+        if (conf->kafka_cnt == conf->kafka_cap) {
+            conf->kafka_cap = conf->kafka_cap ? conf->kafka_cap * 2 : 8;
+            conf->kafka = rkb_realloc(conf->kafka, conf->kafka_cap * sizeof(*conf->kafka));
+        }
+        setting = &conf->kafka[conf->kafka_cnt++];
+        setting->name = rkb_strdup(name);
+    }
+    setting->value = rkb_strdup(value);
+    setting->origin = rkb_strdup(origin);
+    return 0;
+}
+
+/* The search for the known name closest to an unknown key. */
+typedef struct suggestion_s {
+    const char *key;       /* the unknown key */
+    const char *canonical; /* the property whose names are being tried */
+    const char *best;      /* canonical name of the closest so far */
+    size_t best_distance;
+} suggestion_t;
+
+static bool consider_name(const char *name, size_t len, void *opaque) {
+    suggestion_t *s = opaque;
+    char *candidate = rkb_strndup(name, len);
+    /* A match but for case counts as an exact one: "Redis.Type" means redis.type. */
+    size_t distance = strcasecmp(candidate, s->key) ? rkb_edit_distance(candidate, s->key) : 0;
+    free(candidate);
+    if (distance < s->best_distance) {
+        s->best_distance = distance;
+        s->best = s->canonical;
+    }
+    return false;
+}
+
+/* The canonical name closest to an unknown key (aliases count, the canonical name is what is
+ * suggested), if close enough to be a likely typo; else NULL. */
+static const char *suggest_name(const char *key) {
+    size_t cnt;
+    const rkb_property_t *props = rkb_config_properties(&cnt);
+    suggestion_t s = {.key = key, .best_distance = SIZE_MAX};
+    for (size_t i = 0; i < cnt; i++) {
+        s.canonical = props[i].name;
+        consider_name(props[i].name, strlen(props[i].name), &s);
+        list_each(props[i].aliases, consider_name, &s);
+    }
+    size_t limit = strlen(key) / 4;
+    if (limit < 2)
+        limit = 2;
+    return s.best_distance <= limit ? s.best : NULL;
+}
+
+static void add_unknown_key(const char *key, const char *value, const char *origin,
+                            rkb_errors_t *errs) {
+    const char *suggestion = suggest_name(key);
+    if (suggestion) {
+        rkb_errors_add(errs, "%s: %s: unknown property (did you mean '%s'?)", origin, key,
+                       suggestion);
+        return;
+    }
+    /* A librdkafka property written without its prefix (bootstrap.servers from a Connect
+     * worker file) is a common slip. */
+    char errstr[512];
+    if (*key && rkb_kafka_conf_check(key, value, errstr, sizeof(errstr)) == 0) {
+        rkb_errors_add(errs, "%s: %s: unknown property (did you mean 'kafka.%s'?)", origin, key,
+                       key);
+        return;
+    }
+    rkb_errors_add(errs, "%s: %s: unknown property", origin, key);
+}
+
+int rkb_config_set(rkb_config_t *conf, const char *key, const char *value, const char *origin,
+                   rkb_errors_t *errs) {
+    if (!value)
+        value = "";
+    if (!origin)
+        origin = "config";
+    const char *kafka_name = kafka_name_of(key);
+    if (kafka_name)
+        return set_kafka(conf, key, kafka_name, value, origin, errs);
+
+    const rkb_property_t *prop = rkb_config_property_find(key);
+    if (!prop) {
+        add_unknown_key(key, value, origin, errs);
+        return -1;
+    }
+    char *stored = check_value(prop, key, value, origin, errs);
+    if (!stored)
+        return -1;
+    config_value_t *slot = &conf->values[property_index(prop)];
+    free(slot->value);
+    free(slot->origin);
+    slot->value = stored;
+    slot->origin = rkb_strdup(origin);
+    return 0;
+}
+
+/* ---- Properties files ------------------------------------------------------------------- */
+
+static bool is_blank(char c) {
+    return c == ' ' || c == '\t' || c == '\f' || c == '\r' || c == '\n';
+}
+
+/* Trims blanks at both ends in place; returns the new start. */
+static char *trim(char *s) {
+    while (is_blank(*s))
+        s++;
+    size_t len = strlen(s);
+    while (len > 0 && is_blank(s[len - 1]))
+        s[--len] = '\0';
+    return s;
+}
+
+/* One logical line (continuations joined): "key=value" or "key: value". */
+static int load_line(rkb_config_t *conf, const char *path, int line_no, char *line,
+                     rkb_errors_t *errs) {
+    rkb_buf_t origin;
+    rkb_buf_init(&origin);
+    rkb_buf_appendf(&origin, "%s:%d", path, line_no);
+    int rc = -1;
+    /* The line itself is not quoted back: it may hold a password. */
+    char *sep = line + strcspn(line, "=:");
+    char separator = *sep;
+    if (!separator) {
+        rkb_errors_add(errs, "%s: expected 'key=value' or 'key: value'", origin.data);
+    } else {
+        *sep = '\0';
+        char *key = trim(line);
+        char *value = trim(sep + 1);
+        if (!*key)
+            rkb_errors_add(errs, "%s: missing key before '%c'", origin.data, separator);
+        else
+            rc = rkb_config_set(conf, key, value, origin.data, errs);
+    }
+    rkb_buf_free(&origin);
+    return rc;
+}
+
+int rkb_config_load_file(rkb_config_t *conf, const char *path, rkb_errors_t *errs) {
+    FILE *fp = fopen(path, "r");
+    if (!fp) {
+        rkb_errors_add(errs, "%s: cannot read: %s", path, strerror(errno));
+        return 1;
+    }
+    free(conf->path);
+    conf->path = rkb_strdup(path);
+
+    int problems = 0;
+    char *raw = NULL;
+    size_t raw_cap = 0;
+    int line_no = 0;
+    int start_line = 0; /* where the logical line being joined started */
+    rkb_buf_t logical;
+    rkb_buf_init(&logical);
+    bool continued = false;
+    while (getline(&raw, &raw_cap, fp) != -1) {
+        line_no++;
+        char *line = raw;
+        if (line_no == 1 && !strncmp(line, "\xEF\xBB\xBF", 3))
+            line += 3; /* UTF-8 byte order mark */
+        line = trim(line);
+        if (!continued) {
+            if (!*line || *line == '#' || *line == '!')
+                continue;
+            rkb_buf_reset(&logical);
+            rkb_buf_appends(&logical, "");
+            start_line = line_no;
+        }
+        size_t len = strlen(line);
+        continued = len > 0 && line[len - 1] == '\\';
+        rkb_buf_append(&logical, line, continued ? len - 1 : len);
+        if (!continued && load_line(conf, path, start_line, logical.data, errs) == -1)
+            problems++;
+    }
+    if (ferror(fp)) {
+        rkb_errors_add(errs, "%s: cannot read: %s", path, strerror(errno));
+        problems++;
+    } else if (continued && load_line(conf, path, start_line, logical.data, errs) == -1) {
+        problems++; /* the file ended in a backslash */
+    }
+    free(raw);
+    rkb_buf_free(&logical);
+    fclose(fp);
+    return problems;
+}
+
+/* ---- Reading values --------------------------------------------------------------------- */
+
+static const rkb_property_t *property_or_abort(const char *name) {
+    const rkb_property_t *prop = rkb_config_property_find(name);
+    if (!prop) {
+        fprintf(stderr, "rkbridge: BUG: config property '%s' is not in the table\n", name);
+        abort();
+    }
+    return prop;
+}
+
+/* The effective value of prop and its origin (NULL: the default). redis.command stands in
+ * for redis.type and redis.push.direction when they are not set themselves. */
+static const char *effective_value(const rkb_config_t *conf, const rkb_property_t *prop,
+                                   const char **origin) {
+    const config_value_t *slot = &conf->values[property_index(prop)];
+    if (slot->value) {
+        *origin = slot->origin;
+        return slot->value;
+    }
+    bool is_type = !strcmp(prop->name, "redis.type");
+    if (is_type || !strcmp(prop->name, "redis.push.direction")) {
+        const config_value_t *command =
+            &conf->values[property_index(rkb_config_property_find("redis.command"))];
+        if (command->value) {
+            const char *direction;
+            const char *type = rkb_config_command_type(command->value, &direction);
+            const char *folded = is_type ? type : direction;
+            if (folded) {
+                *origin = command->origin;
+                return folded;
+            }
+        }
+    }
+    *origin = NULL;
+    return prop->default_value;
+}
+
+const char *rkb_config_get(const rkb_config_t *conf, const char *name) {
+    const char *origin;
+    return effective_value(conf, property_or_abort(name), &origin);
+}
+
+int64_t rkb_config_get_int(const rkb_config_t *conf, const char *name) {
+    const rkb_property_t *prop = property_or_abort(name);
+    if (prop->type != RKB_PROP_INT) {
+        fprintf(stderr, "rkbridge: BUG: config property '%s' is not an integer\n", name);
+        abort();
+    }
+    const char *origin;
+    const char *value = effective_value(conf, prop, &origin);
+    int64_t v = 0;
+    if (value && rkb_parse_int64(value, prop->min, prop->max, &v) == -1)
+        abort(); /* not reached: checked when set, and the table defaults are tested */
+    return v;
+}
+
+bool rkb_config_get_bool(const rkb_config_t *conf, const char *name) {
+    const rkb_property_t *prop = property_or_abort(name);
+    if (prop->type != RKB_PROP_BOOL) {
+        fprintf(stderr, "rkbridge: BUG: config property '%s' is not a boolean\n", name);
+        abort();
+    }
+    const char *origin;
+    const char *value = effective_value(conf, prop, &origin);
+    bool b = false;
+    if (value && rkb_parse_bool(value, &b) == -1)
+        abort(); /* not reached: checked when set */
+    return b;
+}
+
+bool rkb_config_is_set(const rkb_config_t *conf, const char *name) {
+    const char *origin;
+    effective_value(conf, property_or_abort(name), &origin);
+    return origin != NULL;
+}
+
+const char *rkb_config_origin(const rkb_config_t *conf, const char *name) {
+    const char *origin;
+    effective_value(conf, property_or_abort(name), &origin);
+    return origin ? origin : "default";
+}
+
+void rkb_config_foreach_kafka(const rkb_config_t *conf,
+                              void (*cb)(const char *name, const char *value, const char *origin,
+                                         void *opaque),
+                              void *opaque) {
+    for (size_t i = 0; i < conf->kafka_cnt; i++)
+        cb(conf->kafka[i].name, conf->kafka[i].value, conf->kafka[i].origin, opaque);
+}
+
+rkb_connector_kind_t rkb_config_connector_kind(const rkb_config_t *conf) {
+    const char *class_name = rkb_config_get(conf, "connector.class");
+    if (!class_name)
+        return RKB_CONNECTOR_UNKNOWN;
+    /* Every class the table accepts today is the sink; give the table a kind per class when
+     * a source connector arrives. */
+    char *canonical = match_value(rkb_config_property_find("connector.class"), class_name);
+    free(canonical);
+    return canonical ? RKB_CONNECTOR_SINK : RKB_CONNECTOR_UNKNOWN;
+}
+
+/* ---- Validation ------------------------------------------------------------------------- */
+
+/* Why a redis.uri is not usable, or NULL. Deliberately small (scheme, host, port, db): the
+ * redis module does the real parsing. Never quotes the URI, which may hold a password. */
+static const char *redis_uri_problem(const char *uri) {
+    if (!strncasecmp(uri, "rediss://", 9))
+        return "TLS (rediss://) is not supported yet";
+    if (strncasecmp(uri, "redis://", 8))
+        return "must start with redis:// (redis://[[user]:password@]host[:port][/db])";
+    const char *authority = uri + 8;
+    size_t authority_len = strcspn(authority, "/");
+    const char *host = authority;
+    for (const char *p = authority; p < authority + authority_len; p++) {
+        if (*p == '@')
+            host = p + 1; /* the last '@': passwords may contain '@' */
+    }
+    const char *host_end = authority + authority_len;
+    const char *port = NULL;
+    if (*host == '[') { /* [IPv6]:port */
+        const char *close = memchr(host, ']', (size_t)(host_end - host));
+        if (!close)
+            return "missing ']' after an IPv6 address";
+        if (close + 1 < host_end) {
+            if (close[1] != ':')
+                return "unexpected text after the IPv6 address";
+            port = close + 2;
+        }
+        if (close == host + 1)
+            return "missing host";
+    } else {
+        const char *colon = memchr(host, ':', (size_t)(host_end - host));
+        if (colon)
+            port = colon + 1;
+        if ((colon ? colon : host_end) == host)
+            return "missing host";
+    }
+    if (port) {
+        char *text = rkb_strndup(port, (size_t)(host_end - port));
+        int64_t n;
+        int rc = rkb_parse_int64(text, 1, 65535, &n);
+        free(text);
+        if (rc == -1)
+            return "the port must be a number between 1 and 65535";
+    }
+    if (*host_end == '/' && host_end[1]) {
+        int64_t db;
+        if (rkb_parse_int64(host_end + 1, 0, INT32_MAX, &db) == -1)
+            return "the database after '/' must be a number";
+    }
+    return NULL;
+}
+
+/* The sink's checks across keys. Returns the number of problems added. */
+static int validate_sink(const rkb_config_t *conf, const char *where, rkb_errors_t *errs) {
+    int problems = 0;
+    const char *topics = rkb_config_get(conf, "topics");
+    const char *regex = rkb_config_get(conf, "topics.regex");
+    bool has_topics = topics && *topics;
+    bool has_regex = regex && *regex;
+    if (!has_topics && !has_regex) {
+        rkb_errors_add(errs, "%s: topics: a sink needs topics or topics.regex", where);
+        problems++;
+    } else if (has_topics && has_regex) {
+        rkb_errors_add(errs, "%s: topics.regex: set together with topics (%s); set only one",
+                       rkb_config_origin(conf, "topics.regex"), rkb_config_origin(conf, "topics"));
+        problems++;
+    }
+
+    /* redis.command is folded into redis.type and redis.push.direction; when those are also
+     * set they must say the same thing, or one of them would be silently ignored. */
+    const rkb_property_t *command_prop = rkb_config_property_find("redis.command");
+    const config_value_t *command = &conf->values[property_index(command_prop)];
+    if (command->value) {
+        const char *direction;
+        const char *type = rkb_config_command_type(command->value, &direction);
+        const config_value_t *set_type =
+            &conf->values[property_index(rkb_config_property_find("redis.type"))];
+        const config_value_t *set_direction =
+            &conf->values[property_index(rkb_config_property_find("redis.push.direction"))];
+        if (set_type->value && type && strcmp(set_type->value, type)) {
+            rkb_errors_add(errs,
+                           "%s: redis.command: %s writes redis.type %s, but redis.type is %s "
+                           "(%s); set only one of them",
+                           command->origin, command->value, type, set_type->value,
+                           set_type->origin);
+            problems++;
+        }
+        if (set_direction->value && direction && strcmp(set_direction->value, direction)) {
+            rkb_errors_add(errs,
+                           "%s: redis.command: %s pushes %s, but redis.push.direction is %s "
+                           "(%s); set only one of them",
+                           command->origin, command->value, direction, set_direction->value,
+                           set_direction->origin);
+            problems++;
+        }
+    }
+
+    /* The sink stores each offset only after Redis has the record; letting librdkafka store
+     * offsets on its own would commit records that were never written. */
+    for (size_t i = 0; i < conf->kafka_cnt; i++) {
+        const kafka_setting_t *setting = &conf->kafka[i];
+        if (!strcmp(setting->name, "enable.auto.offset.store") &&
+            strcasecmp(setting->value, "false")) {
+            rkb_errors_add(errs,
+                           "%s: kafka.enable.auto.offset.store: must stay false: the sink stores "
+                           "an offset only after Redis has the record",
+                           setting->origin);
+            problems++;
+        }
+    }
+    return problems;
+}
+
+int rkb_config_validate(const rkb_config_t *conf, rkb_errors_t *errs) {
+    const char *where = conf->path ? conf->path : "config";
+    int problems = 0;
+    size_t cnt;
+    const rkb_property_t *props = rkb_config_properties(&cnt);
+
+    for (size_t i = 0; i < cnt; i++) {
+        if (!(props[i].flags & RKB_PROP_F_REQUIRED))
+            continue;
+        const config_value_t *slot = &conf->values[i];
+        if (!slot->value) {
+            rkb_errors_add(errs, "%s: %s: required property is missing", where, props[i].name);
+            problems++;
+        } else if (!*slot->value) {
+            rkb_errors_add(errs, "%s: %s: must not be empty", slot->origin, props[i].name);
+            problems++;
+        }
+    }
+
+    rkb_connector_kind_t kind = rkb_config_connector_kind(conf);
+    const char *class_name = rkb_config_get(conf, "connector.class");
+    if (kind == RKB_CONNECTOR_UNKNOWN && class_name && *class_name) {
+        rkb_buf_t accepted;
+        rkb_buf_init(&accepted);
+        append_accepted_values(rkb_config_property_find("connector.class"),
+                               &(values_out_t){.buf = &accepted, .quote = ""});
+        rkb_errors_add(errs, "%s: connector.class: unknown connector class '%s' (accepted: %s)",
+                       rkb_config_origin(conf, "connector.class"), class_name, accepted.data);
+        rkb_buf_free(&accepted);
+        problems++;
+    }
+
+    if (kind == RKB_CONNECTOR_SINK) {
+        for (size_t i = 0; i < cnt; i++) {
+            if (conf->values[i].value && !(props[i].scope & RKB_SCOPE_SINK)) {
+                rkb_errors_add(errs, "%s: %s: does not apply to a sink connector",
+                               conf->values[i].origin, props[i].name);
+                problems++;
+            }
+        }
+        problems += validate_sink(conf, where, errs);
+    }
+
+    const char *uri = rkb_config_get(conf, "redis.uri");
+    const char *uri_problem = uri && *uri ? redis_uri_problem(uri) : NULL;
+    if (uri_problem) {
+        rkb_errors_add(errs, "%s: redis.uri: %s", rkb_config_origin(conf, "redis.uri"),
+                       uri_problem);
+        problems++;
+    }
+    return problems;
+}
+
+/* ---- Printing --------------------------------------------------------------------------- */
+
+static const char *type_name(rkb_prop_type_t type) {
+    switch (type) {
+    case RKB_PROP_STRING:
+        return "string";
+    case RKB_PROP_INT:
+        return "int";
+    case RKB_PROP_BOOL:
+        return "bool";
+    case RKB_PROP_ENUM:
+        return "enum";
+    case RKB_PROP_LIST:
+        return "list";
+    case RKB_PROP_PASSWORD:
+        return "password";
+    case RKB_PROP_TEMPLATE:
+        return "template";
+    }
+    return "?";
+}
+
+/* Adds "HSET (HASH)" for one redis.command value: what it stands for. */
+static bool append_command_item(const char *item, size_t len, void *opaque) {
+    values_out_t *out = opaque;
+    char *command = rkb_strndup(item, len);
+    const char *direction;
+    const char *type = rkb_config_command_type(command, &direction);
+    append_value(out, item, len);
+    rkb_buf_appendf(out->buf, " (%s%s%s)", type ? type : "?", direction ? " " : "",
+                    direction ? direction : "");
+    free(command);
+    return false;
+}
+
+/* What a user may write for prop, in words: "1 .. 256", "true, false", the enum values. */
+static void append_values_text(const rkb_property_t *prop, values_out_t *out) {
+    switch (prop->type) {
+    case RKB_PROP_INT:
+        if (prop->max == INT64_MAX)
+            rkb_buf_appendf(out->buf, ">= %lld", (long long)prop->min);
+        else
+            rkb_buf_appendf(out->buf, "%lld .. %lld", (long long)prop->min, (long long)prop->max);
+        break;
+    case RKB_PROP_BOOL:
+        append_value(out, "true", 4);
+        append_value(out, "false", 5);
+        break;
+    case RKB_PROP_LIST:
+        rkb_buf_appends(out->buf, "comma-separated");
+        break;
+    default:
+        if (!strcmp(prop->name, "redis.command"))
+            list_each(prop->enum_values, append_command_item, out);
+        else
+            append_accepted_values(prop, out);
+        break;
+    }
+}
+
+/* The default as shown to users; passwords are never shown. */
+static const char *default_text(const rkb_property_t *prop) {
+    if (prop->flags & RKB_PROP_F_REQUIRED)
+        return "required";
+    if (!prop->default_value)
+        return "no default";
+    if (prop->type == RKB_PROP_PASSWORD && *prop->default_value)
+        return "[hidden]";
+    return NULL; /* the default itself */
+}
+
+static const struct {
+    unsigned scope;
+    const char *title;
+} scope_sections[] = {
+    {RKB_SCOPE_ALL, "Common"},
+    {RKB_SCOPE_SINK, "Sink"},
+};
+
+void rkb_config_print_help(FILE *fp) {
+    size_t cnt;
+    const rkb_property_t *props = rkb_config_properties(&cnt);
+    fprintf(fp, "Connector properties (one key=value per line; '#' starts a comment):\n");
+    rkb_buf_t values;
+    rkb_buf_init(&values);
+    for (size_t s = 0; s < RKB_ARRAY_SIZE(scope_sections); s++) {
+        fprintf(fp, "\n%s:\n", scope_sections[s].title);
+        for (size_t i = 0; i < cnt; i++) {
+            if (props[i].scope != scope_sections[s].scope)
+                continue;
+            const char *shown = default_text(&props[i]);
+            fprintf(fp, "  %s", props[i].name);
+            if (props[i].aliases)
+                fprintf(fp, " (alias %s)", props[i].aliases);
+            fprintf(fp, "\n      %s, ", type_name(props[i].type));
+            if (shown)
+                fprintf(fp, "%s", shown);
+            else
+                fprintf(fp, "default %s",
+                        *props[i].default_value ? props[i].default_value : "\"\"");
+            rkb_buf_reset(&values);
+            append_values_text(&props[i], &(values_out_t){.buf = &values, .quote = ""});
+            if (values.len)
+                fprintf(fp, "; %s", values.data);
+            fprintf(fp, "\n      %s\n", props[i].doc);
+        }
+    }
+    rkb_buf_free(&values);
+    fprintf(fp, "\nKafka client (librdkafka):\n"
+                "  kafka.<property>\n"
+                "      Passed to librdkafka as <property> (see librdkafka's CONFIGURATION.md) and\n"
+                "      checked by it when set. consumer.override.<property> and\n"
+                "      producer.override.<property> mean the same (producer-only properties\n"
+                "      apply to producers; the sink is a consumer). Sink defaults:\n"
+                "      group.id=connect-${name}, auto.offset.reset=earliest,\n"
+                "      enable.auto.offset.store=false (must stay false).\n");
+}
+
+/* Appends text for a Markdown table cell: '|' escaped, newlines as spaces. */
+static void md_cell(rkb_buf_t *buf, const char *text) {
+    for (const char *p = text; *p; p++) {
+        if (*p == '|')
+            rkb_buf_appends(buf, "\\|");
+        else if (*p == '\n')
+            rkb_buf_appends(buf, " ");
+        else
+            rkb_buf_append(buf, p, 1);
+    }
+}
+
+/* Appends each comma-separated item as `code`, joined by ", ". */
+static void md_code_list(rkb_buf_t *buf, const char *list) {
+    char *copy = rkb_strdup(list);
+    char *save = NULL;
+    bool first = true;
+    for (char *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+        rkb_buf_appendf(buf, "%s`%s`", first ? "" : ", ", trim(item));
+        first = false;
+    }
+    free(copy);
+}
+
+void rkb_config_print_markdown(FILE *fp) {
+    size_t cnt;
+    const rkb_property_t *props = rkb_config_properties(&cnt);
+    fputs("# rkbridge configuration\n"
+          "\n"
+          "<!-- Generated from src/config/config_props.c by `rkbridge config-doc`; "
+          "do not edit. -->\n"
+          "\n"
+          "A connector is described by a properties file, as for Kafka Connect:\n"
+          "\n"
+          "```properties\n"
+          "# orders.properties\n"
+          "name=orders-to-redis\n"
+          "connector.class=com.redis.kafka.connect.RedisSinkConnector\n"
+          "topics=orders\n"
+          "redis.uri=redis://localhost:6379\n"
+          "redis.type=HASH\n"
+          "kafka.bootstrap.servers=localhost:9092\n"
+          "```\n"
+          "\n"
+          "- One `key=value` or `key: value` per line; white space around keys and values is "
+          "ignored.\n"
+          "- Lines starting with `#` or `!` are comments; blank lines are ignored.\n"
+          "- A line ending in `\\` continues on the next line (whose leading white space is "
+          "dropped). Other backslashes are kept as written: there are no Java escape "
+          "sequences.\n"
+          "- A key given twice: the last one wins.\n"
+          "- Unknown keys are errors, with a hint when a known key is close. Errors name the "
+          "file, line and key: `orders.properties:3: tasks.max: must be an integer between 1 "
+          "and 256, got 'x'`.\n"
+          "- Template properties hold text with tokens such as `${topic}`, `${key}`, "
+          "`${value}`, `${value.field}` and `${header.NAME}`; `$$` is a literal `$`. They are "
+          "checked when the connector starts.\n"
+          "- rkbridge never prints the values of password properties, nor the password in "
+          "`redis.uri`.\n"
+          "\n"
+          "## Kafka client properties\n"
+          "\n"
+          "`kafka.<property>` is passed to librdkafka as `<property>` (see librdkafka's "
+          "[CONFIGURATION.md](https://github.com/confluentinc/librdkafka/blob/v2.0.2/"
+          "CONFIGURATION.md)) and checked by librdkafka when the file is read. Kafka Connect's "
+          "`consumer.override.<property>` is accepted as the same thing, and so is "
+          "`producer.override.<property>`: producer properties apply to producers rkbridge "
+          "creates; the sink itself is a consumer, where librdkafka ignores them with a "
+          "warning.\n"
+          "\n"
+          "The sink sets these librdkafka defaults:\n"
+          "\n"
+          "| Property | Sink default | Why |\n"
+          "|---|---|---|\n"
+          "| `group.id` | `connect-${name}` | as Kafka Connect names a sink's group |\n"
+          "| `auto.offset.reset` | `earliest` | a new group starts at the beginning of the "
+          "topics |\n"
+          "| `enable.auto.offset.store` | `false` | must not be changed: the sink stores an "
+          "offset only after Redis has the record |\n",
+          fp);
+
+    rkb_buf_t row;
+    rkb_buf_init(&row);
+    for (size_t s = 0; s < RKB_ARRAY_SIZE(scope_sections); s++) {
+        fprintf(fp,
+                "\n## %s properties\n\n"
+                "| Property | Type | Default | Values/range | Aliases | Description |\n"
+                "|---|---|---|---|---|---|\n",
+                scope_sections[s].title);
+        for (size_t i = 0; i < cnt; i++) {
+            const rkb_property_t *prop = &props[i];
+            if (prop->scope != scope_sections[s].scope)
+                continue;
+            rkb_buf_reset(&row);
+            rkb_buf_appendf(&row, "| `%s` | %s | ", prop->name, type_name(prop->type));
+            const char *shown = default_text(prop);
+            if (shown) {
+                rkb_buf_appends(&row, shown);
+            } else if (!*prop->default_value) {
+                rkb_buf_appends(&row, "`\"\"`");
+            } else {
+                rkb_buf_appends(&row, "`");
+                md_cell(&row, prop->default_value);
+                rkb_buf_appends(&row, "`");
+            }
+            rkb_buf_appends(&row, " | ");
+            rkb_buf_t values;
+            rkb_buf_init(&values);
+            append_values_text(prop, &(values_out_t){.buf = &values, .quote = "`"});
+            if (values.len)
+                md_cell(&row, values.data);
+            rkb_buf_free(&values);
+            rkb_buf_appends(&row, " | ");
+            if (prop->aliases)
+                md_code_list(&row, prop->aliases);
+            rkb_buf_appends(&row, " | ");
+            md_cell(&row, prop->doc);
+            rkb_buf_appends(&row, " |\n");
+            fputs(row.data, fp);
+        }
+    }
+    rkb_buf_free(&row);
+}
+
+/* kafka.* properties whose values are secrets (librdkafka marks them sensitive but offers no
+ * way to ask). */
+static bool kafka_is_secret(const char *name) {
+    return strstr(name, "password") || strstr(name, "secret") || !strcmp(name, "ssl.key.pem") ||
+           !strcmp(name, "sasl.oauthbearer.config");
+}
+
+/* redis.uri with the password part of user:password@ replaced by [hidden]. */
+static void append_masked_uri(rkb_buf_t *buf, const char *uri) {
+    const char *scheme_end = strstr(uri, "://");
+    const char *authority = scheme_end ? scheme_end + 3 : uri;
+    size_t authority_len = strcspn(authority, "/");
+    const char *at = NULL;
+    for (const char *p = authority; p < authority + authority_len; p++) {
+        if (*p == '@')
+            at = p;
+    }
+    if (!at) {
+        rkb_buf_appends(buf, uri);
+        return;
+    }
+    const char *colon = memchr(authority, ':', (size_t)(at - authority));
+    const char *secret = colon ? colon + 1 : authority; /* "password@" alone is a password */
+    rkb_buf_append(buf, uri, (size_t)(secret - uri));
+    rkb_buf_appends(buf, "[hidden]");
+    rkb_buf_appends(buf, at);
+}
+
+void rkb_config_print(const rkb_config_t *conf, FILE *fp) {
+    size_t cnt;
+    const rkb_property_t *props = rkb_config_properties(&cnt);
+    rkb_buf_t line;
+    rkb_buf_init(&line);
+    for (size_t i = 0; i < cnt; i++) {
+        const char *origin;
+        const char *value = effective_value(conf, &props[i], &origin);
+        if (!value)
+            continue;
+        rkb_buf_reset(&line);
+        rkb_buf_appendf(&line, "%s=", props[i].name);
+        if (props[i].type == RKB_PROP_PASSWORD && *value)
+            rkb_buf_appends(&line, "[hidden]");
+        else if (!strcmp(props[i].name, "redis.uri"))
+            append_masked_uri(&line, value);
+        else
+            rkb_buf_appends(&line, value);
+        fprintf(fp, "%s  # %s\n", line.data, origin ? origin : "default");
+    }
+    for (size_t i = 0; i < conf->kafka_cnt; i++) {
+        const kafka_setting_t *setting = &conf->kafka[i];
+        fprintf(fp, "kafka.%s=%s  # %s\n", setting->name,
+                kafka_is_secret(setting->name) ? "[hidden]" : setting->value, setting->origin);
+    }
+    rkb_buf_free(&line);
+}

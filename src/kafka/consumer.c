@@ -183,8 +183,10 @@ rkb_consumer_t *rkb_consumer_new(const rkb_consumer_conf_t *conf, char *errstr,
     rd_kafka_topic_partition_list_t *subscription =
         rd_kafka_topic_partition_list_new(conf->topic_cnt ? (int)conf->topic_cnt : 1);
     if (conf->topics_regex) {
-        char *regex = rkb_malloc(strlen(conf->topics_regex) + 2);
-        sprintf(regex, "%s%s", conf->topics_regex[0] == '^' ? "" : "^", conf->topics_regex);
+        /* librdkafka treats a subscription starting with '^' as a regex; "^(...)" anchors every
+         * alternative of "a|b", where a bare '^' prefix would anchor only the first. */
+        char *regex = rkb_malloc(strlen(conf->topics_regex) + 4);
+        sprintf(regex, "^(%s)", conf->topics_regex);
         rd_kafka_topic_partition_list_add(subscription, regex, RD_KAFKA_PARTITION_UA);
         free(regex);
     } else {

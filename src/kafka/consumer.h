@@ -49,7 +49,7 @@ typedef struct rkb_consumer_conf_s {
     const char *client_id;
     const char *const *topics; /* subscription: topic names ... */
     size_t topic_cnt;
-    const char *topics_regex; /* ... or one regex (a leading '^' is added if missing) */
+    const char *topics_regex; /* ... or one regex, subscribed as "^(regex)" */
     /* librdkafka properties as name/value pairs, applied after rkbridge's defaults (so the user
      * wins), except the ones the sink's guarantees depend on (enable.auto.offset.store). */
     const char *const *props;

@@ -24,6 +24,17 @@ static const char *const valid_text =
     "redis.key.template=page:${value.pageid}:${key}\n"
     "kafka.bootstrap.servers=127.0.0.1:9092\n";
 
+/* Runs the rkbridge under test with argv[1..] (argv[0] is replaced by the binary). */
+static int run_rkb(const char *const *argv, char **out, char **err) {
+    const char *real[16];
+    size_t n = 0;
+    real[n++] = h_rkbridge_bin();
+    for (size_t i = 1; argv[i] && n < 15; i++)
+        real[n++] = argv[i];
+    real[n] = NULL;
+    return h_run(real, out, err);
+}
+
 static char *read_file(const char *path) {
     FILE *fp = fopen(path, "r");
     assert_non_null(fp);
@@ -39,17 +50,17 @@ static char *read_file(const char *path) {
 static void test_version_and_help(void **state) {
     char *out = NULL;
     const char *const version[] = {"rkbridge", "--version", NULL};
-    assert_int_equal(h_run(version, &out, NULL), 0);
+    assert_int_equal(run_rkb(version, &out, NULL), 0);
     assert_string_equal(out, "rkbridge " RKB_TEST_VERSION "\n");
     free(out);
     const char *const help[] = {"rkbridge", "--help", NULL};
-    assert_int_equal(h_run(help, &out, NULL), 0);
+    assert_int_equal(run_rkb(help, &out, NULL), 0);
     assert_non_null(strstr(out, "validate FILE.properties"));
     assert_non_null(strstr(out, "redis.type"));
     assert_non_null(strstr(out, "redis.keyspace"));
     free(out);
     const char *const bad[] = {"rkbridge", "frobnicate", NULL};
-    assert_int_equal(h_run(bad, NULL, NULL), 2);
+    assert_int_equal(run_rkb(bad, NULL, NULL), 2);
 }
 
 /* The configuration reference is generated from the property table: the committed file must
@@ -57,7 +68,7 @@ static void test_version_and_help(void **state) {
 static void test_config_doc_matches_docs(void **state) {
     char *out = NULL;
     const char *const doc[] = {"rkbridge", "config-doc", NULL};
-    assert_int_equal(h_run(doc, &out, NULL), 0);
+    assert_int_equal(run_rkb(doc, &out, NULL), 0);
     char *committed = read_file(RKB_SOURCE_DIR "/docs/configuration.md");
     if (strcmp(out, committed))
         fail_msg("docs/configuration.md is stale: regenerate it with "
@@ -70,7 +81,7 @@ static void test_validate_valid_file_is_silent(void **state) {
     const char *path = h_write_file("valid.properties", valid_text);
     char *out = NULL, *err = NULL;
     const char *const argv[] = {"rkbridge", "validate", path, NULL};
-    assert_int_equal(h_run(argv, &out, &err), 0);
+    assert_int_equal(run_rkb(argv, &out, &err), 0);
     assert_string_equal(out, "");
     assert_string_equal(err, "");
     free(out);
@@ -110,7 +121,7 @@ static void test_validate_reports_each_problem(void **state) {
                                     "kafka.no.such.property=1\n");                     /* 8 */
     char *err = NULL;
     const char *const argv[] = {"rkbridge", "validate", path, NULL};
-    assert_int_equal(h_run(argv, NULL, &err), 2);
+    assert_int_equal(run_rkb(argv, NULL, &err), 2);
     assert_problem(err, path, 4, "redis.keyspce", "did you mean 'redis.keyspace'");
     assert_problem(err, path, 5, "tasks.max", "integer");
     assert_problem(err, path, 6, "redis.type", "HASH");
@@ -125,7 +136,7 @@ static void test_validate_reports_each_problem(void **state) {
                         "topics=t\n"
                         "redis.type=HASH\n"
                         "redis.keyspace=user:${tpoic}\n");
-    assert_int_equal(h_run((const char *const[]){"rkbridge", "validate", path, NULL}, NULL, &err),
+    assert_int_equal(run_rkb((const char *const[]){"rkbridge", "validate", path, NULL}, NULL, &err),
                      2);
     assert_problem(err, path, 5, "redis.keyspace", "${tpoic}");
     free(err);
@@ -137,7 +148,7 @@ static void test_run_refuses_broken_file(void **state) {
     const char *bad = h_write_file("bad.properties", "name=x\nconnector.class=Nope\n");
     char *out = NULL, *err = NULL;
     const char *const argv[] = {"rkbridge", "run", good, bad, NULL};
-    assert_int_equal(h_run(argv, &out, &err), 2);
+    assert_int_equal(run_rkb(argv, &out, &err), 2);
     assert_null(strstr(err, "connector started"));
     assert_non_null(strstr(err, bad));
     free(out);

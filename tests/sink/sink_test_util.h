@@ -7,6 +7,7 @@
 
 #include "harness.h"
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

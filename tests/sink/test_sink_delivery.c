@@ -62,7 +62,7 @@ static void test_100k_every_record_lands(void **state) {
     h_producer_flush(p);
     h_producer_destroy(p);
 
-    char *text = sink_config(redis, broker, "big", "big", "redis.type=STRING\ntasks.max=2\n");
+    char *text = sink_config(redis, broker, "big", "big", "redis.type=STRING\nredis.keyspace=\ntasks.max=2\n");
     h_proc_t *proc = h_rkbridge_run(text, NULL);
     free(text);
 
@@ -153,7 +153,7 @@ static void test_k1_crash_between_write_and_commit(void **state) {
  * group (longer than max.poll.interval.ms), and it resumes by itself when Redis is back. */
 static void test_k2_redis_down_no_commit_ahead(void **state) {
     char *text = sink_config(redis, broker, "k2", "k2",
-                             "redis.type=STRING\nredis.timeout=1\n"
+                             "redis.type=STRING\nredis.keyspace=\nredis.timeout=1\n"
                              "kafka.max.poll.interval.ms=7000\n");
     h_proc_t *proc = h_rkbridge_run(text, NULL);
     free(text);

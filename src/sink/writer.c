@@ -24,6 +24,9 @@
 /* User text quoted in a message is cut to this many bytes. */
 #define QUOTE_MAX 64
 
+#define NULL_KEY_MESSAGE                                                                           \
+    "the record key is null; STRING/HASH/JSON keys need one (or set redis.key.template)"
+
 static const char *const type_names[] = {
     [RKB_TYPE_STRING] = "STRING", [RKB_TYPE_HASH] = "HASH",
     [RKB_TYPE_JSON] = "JSON",     [RKB_TYPE_STREAM] = "STREAM",
@@ -75,6 +78,12 @@ typedef struct {
 
 static const char *span_data(const rkb_writer_t *w, span_t span) {
     return w->scratch.data + span.off;
+}
+
+/* Drops what scratch holds after offset mark (a value already copied into the batch). */
+static void scratch_cut(rkb_writer_t *w, size_t mark) {
+    w->scratch.len = mark;
+    w->scratch.data[mark] = '\0';
 }
 
 static bool key_from_record_key(rkb_redis_type_t type) {
@@ -193,9 +202,7 @@ static int build_key(rkb_writer_t *w, rkb_record_t *rec, span_t *key, char *errs
         return expand(w, w->keyspace, "redis.keyspace", rec, key, errstr, errstr_size);
 
     if (!rec->key) {
-        snprintf(errstr, errstr_size,
-                 "the record key is null; STRING/HASH/JSON keys need one (or set "
-                 "redis.key.template)");
+        snprintf(errstr, errstr_size, NULL_KEY_MESSAGE);
         return -1;
     }
     key->off = w->scratch.len;
@@ -208,9 +215,7 @@ static int build_key(rkb_writer_t *w, rkb_record_t *rec, span_t *key, char *errs
     /* Only a json key converter reading "null" can fail here. */
     char reason[256];
     if (rkb_tmpl_expand(w->record_key, rec, &w->scratch, reason, sizeof(reason))) {
-        snprintf(errstr, errstr_size,
-                 "the record key is null; STRING/HASH/JSON keys need one (or set "
-                 "redis.key.template)");
+        snprintf(errstr, errstr_size, NULL_KEY_MESSAGE);
         return -1;
     }
     key->len = w->scratch.len - key->off;
@@ -257,8 +262,7 @@ static int expand_number(rkb_writer_t *w, const rkb_tmpl_t *tmpl, const char *co
                  (int)(text.len < QUOTE_MAX ? text.len : QUOTE_MAX), data);
         return -1;
     }
-    w->scratch.len = text.off; /* the number is kept as a double */
-    w->scratch.data[text.off] = '\0';
+    scratch_cut(w, text.off); /* the number is kept as a double */
     return 0;
 }
 
@@ -278,8 +282,7 @@ static int expand_ts(rkb_writer_t *w, rkb_record_t *rec, int64_t *ts, char *errs
                  (int)(text.len < QUOTE_MAX ? text.len : QUOTE_MAX), data);
         return -1;
     }
-    w->scratch.len = text.off;
-    w->scratch.data[text.off] = '\0';
+    scratch_cut(w, text.off);
     return 0;
 }
 
@@ -291,8 +294,7 @@ static void arg_double(rkb_cmds_t *cmds, rkb_writer_t *w, double number) {
     size_t mark = w->scratch.len;
     rkb_double_to_text(number, &w->scratch);
     rkb_cmds_arg(cmds, w->scratch.data + mark, w->scratch.len - mark);
-    w->scratch.len = mark;
-    w->scratch.data[mark] = '\0';
+    scratch_cut(w, mark);
 }
 
 static size_t count_non_null_members(const json_t *object) {
@@ -317,8 +319,7 @@ static void arg_fields(rkb_cmds_t *cmds, rkb_writer_t *w, const json_t *object) 
         size_t mark = w->scratch.len;
         rkb_json_to_text(member, &w->scratch);
         rkb_cmds_arg(cmds, w->scratch.data + mark, w->scratch.len - mark);
-        w->scratch.len = mark;
-        w->scratch.data[mark] = '\0';
+        scratch_cut(w, mark);
     }
 }
 

@@ -20,6 +20,6 @@ if ((${#missing[@]})); then
 fi
 [ "${1:-}" = "--deps-only" ] && exit 0
 
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRKB_TESTS=OFF >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRKB_SANITIZE=OFF -DRKB_TESTS=OFF >/dev/null
 cmake --build build -j"$(nproc)" >/dev/null
 echo "setup: built ./build/rkbridge ($(./build/rkbridge --version))"

@@ -19,7 +19,8 @@ static h_broker_t *broker;
 
 static const char *const topics = "t_string:1,t_hash:1,t_stream:1,t_list:1,t_lpush:1,t_set:1,"
                                   "t_zset:1,t_zfield:1,t_pubsub:1,t_tmpl:1,t_envelope:1,"
-                                  "t_ttl:1,t_json:1,t_bytes:1,t_maxlen:1";
+                                  "t_ttl:1,t_json:1,t_bytes:1,t_maxlen:1,t_multi:1,t_rx_a:1,t_rx_b:1,"
+                                  "t_rx_other:1";
 
 static bool exists(const char *key) {
     return h_redis_int(redis, "EXISTS %s", key) == 1;
@@ -104,6 +105,13 @@ static void produce_all(void) {
         snprintf(value, sizeof(value), "{\"i\":%d}", i);
         h_produce(p, "t_maxlen", 0, "k", value, NULL);
     }
+    /* redis.multiexec: the batch in one MULTI/EXEC, TTL's EXPIRE inside it */
+    h_produce(p, "t_multi", 0, "a", "x", NULL);
+    h_produce(p, "t_multi", 0, "b", "x", NULL);
+    /* topics.regex: two matching topics, one not */
+    h_produce(p, "t_rx_a", 0, "k", "from a", NULL);
+    h_produce(p, "t_rx_b", 0, "k", "from b", NULL);
+    h_produce(p, "t_rx_other", 0, "k", "not me", NULL);
     h_producer_flush(p);
     h_producer_destroy(p);
 }
@@ -123,6 +131,7 @@ static bool all_written(void) {
            exists("prices") && h_redis_int(redis, "LLEN events:u7") == 2 &&
            hash_field_is("acme:user:u7", "n", "2") && exists("t_envelope:e1") &&
            exists("t_ttl:k2") && exists("bin") && h_redis_int(redis, "XLEN t_maxlen") >= 10 &&
+           h_redis_int(redis, "LLEN t_multi") == 2 && exists("t_rx_a:k") && exists("t_rx_b:k") &&
            /* PUBLISH leaves no state: its committed offset says both were sent */
            h_committed(broker, "connect-c_pubsub", "t_pubsub", 0) == 2;
 }
@@ -166,6 +175,8 @@ static int setup(void **state) {
                                "value.converter=org.apache.kafka.connect.converters."
                                "ByteArrayConverter\n"},
         {"c_maxlen", "t_maxlen", "redis.type=STREAM\nredis.stream.maxlen=10\n"},
+        {"c_multi", "t_multi", "redis.type=LIST\nredis.multiexec=true\nredis.key.ttl=100\n"},
+        {"c_regex", "", "topics.regex=t_rx_(a|b)\nredis.type=STRING\n"},
     };
     const char *argv[64] = {"rkbridge", "run"};
     int argc = 2;
@@ -272,7 +283,8 @@ static void test_set_zset(void **state) {
     free(score);
     assert_null(h_redis_str(redis, "ZSCORE t_zset bob"));
     score = h_redis_str(redis, "ZSCORE prices sku1");
-    assert_string_equal(score, "19.99");
+    assert_non_null(score);
+    assert_true(strtod(score, NULL) == 19.99); /* Redis prints 17 digits; the double is exact */
     free(score);
 }
 
@@ -309,6 +321,16 @@ static void test_ttl(void **state) {
     assert_true(ttl > 0 && ttl <= 30);
 }
 
+static void test_multiexec_and_regex(void **state) {
+    const char *const members[] = {"a", "b"};
+    assert_list("t_multi", members, 2);
+    long long ttl = h_redis_int(redis, "TTL t_multi");
+    assert_true(ttl > 0 && ttl <= 100);
+    assert_str("t_rx_a:k", "from a");
+    assert_str("t_rx_b:k", "from b");
+    assert_false(exists("t_rx_other:k")); /* ^(t_rx_(a|b)) does not match it */
+}
+
 /* RedisJSON is not in Debian's Redis: the sink says so clearly and the task fails (the exact
  * JSON.SET command is checked in tests/sink/test_writer.c). */
 static void test_json_needs_module(void **state) {
@@ -336,7 +358,7 @@ int main(void) {
         cmocka_unit_test(test_list),           cmocka_unit_test(test_set_zset),
         cmocka_unit_test(test_pubsub),         cmocka_unit_test(test_templates),
         cmocka_unit_test(test_converters),     cmocka_unit_test(test_ttl),
-        cmocka_unit_test(test_json_needs_module),
+        cmocka_unit_test(test_multiexec_and_regex), cmocka_unit_test(test_json_needs_module),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -981,6 +981,14 @@ void rkb_config_print_markdown(FILE *fp) {
           "| `group.id` | `connect-${name}` | as Kafka Connect names a sink's group |\n"
           "| `auto.offset.reset` | `earliest` | a new group starts at the beginning of the "
           "topics |\n"
+          "| `client.id` | `rkbridge-${name}-${task}` | names each task in broker logs |\n"
+          "| `partition.assignment.strategy` | `cooperative-sticky` | a member joining or "
+          "leaving does not stop the others (use `range` for eager rebalancing) |\n"
+          "| `enable.auto.commit` | `true` | stored offsets are committed in the background, and "
+          "synchronously on revocation and shutdown |\n"
+          "| `auto.commit.interval.ms` | `1000` | how far a restart may replay (at-least-once) |\n"
+          "| `queued.max.messages.kbytes` | `16384` | bounds what librdkafka prefetches per "
+          "task |\n"
           "| `enable.auto.offset.store` | `false` | must not be changed: the sink stores an "
           "offset only after Redis has the record |\n",
           fp);

@@ -558,8 +558,8 @@ static int devbroker_start(devbroker_t *db, const devbroker_args_t *args) {
         return -1;
     }
     for (int i = 0; i < args->topic_cnt; i++) {
-        char *name;
-        int64_t partitions;
+        char *name = NULL;
+        int64_t partitions = 0;
         parse_topic_arg(args->topics[i], &name, &partitions); /* checked by parse_args */
         int ret = create_topic(db, name, partitions, errstr, sizeof(errstr));
         free(name);

@@ -14,6 +14,8 @@
  *   ZSET        ZADD key score member                          tombstone: ZREM key member
  *   TIMESERIES  TS.ADD key timestamp value                     tombstone: TS.DEL key ts ts
  *   PUBSUB      PUBLISH channel value                          tombstone: nothing
+ *   COUNTER     INCRBY key n | INCRBYFLOAT key x               tombstone: nothing
+ *               (with redis.hash.field: HINCRBY / HINCRBYFLOAT key field n)
  * With a TTL (config or the record's "redis.key.ttl" header, header wins) the write is followed
  * by EXPIRE key ttl inside MULTI/EXEC so both land together (STRING uses SET ... EX instead).
  * Key: redis.key.template if set; else STRING/HASH/JSON use keyspace + separator + ${key}
@@ -39,6 +41,7 @@ typedef enum {
     RKB_TYPE_ZSET,
     RKB_TYPE_TIMESERIES,
     RKB_TYPE_PUBSUB,
+    RKB_TYPE_COUNTER,
 } rkb_redis_type_t;
 
 /* "STRING", "HASH", ... (case-insensitive). Returns 0 or -1. */
@@ -56,6 +59,9 @@ typedef struct rkb_writer_conf_s {
     const char *member;       /* redis.member template (LIST/SET/ZSET), e.g. "${key}" */
     const char *score;        /* redis.score template (ZSET score, TIMESERIES value) */
     const char *ts_timestamp; /* redis.timeseries.timestamp template (TIMESERIES) */
+    const char *increment;    /* redis.increment template (COUNTER) */
+    const char *hash_field;   /* redis.hash.field template (COUNTER); NULL or "" = INCRBY */
+    int64_t value_max_bytes;  /* a larger value is refused (data error); 0 = no limit */
     bool push_left;           /* LIST: LPUSH instead of RPUSH */
     int64_t stream_maxlen;    /* STREAM: MAXLEN ~ n when > 0 */
     int64_t ttl_seconds;      /* > 0: TTL; otherwise none */

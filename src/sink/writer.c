@@ -16,6 +16,7 @@
 #include "tmpl/tmpl.h"
 #include "util/util.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +33,7 @@ static const char *const type_names[] = {
     [RKB_TYPE_JSON] = "JSON",     [RKB_TYPE_STREAM] = "STREAM",
     [RKB_TYPE_LIST] = "LIST",     [RKB_TYPE_SET] = "SET",
     [RKB_TYPE_ZSET] = "ZSET",     [RKB_TYPE_TIMESERIES] = "TIMESERIES",
-    [RKB_TYPE_PUBSUB] = "PUBSUB",
+    [RKB_TYPE_PUBSUB] = "PUBSUB", [RKB_TYPE_COUNTER] = "COUNTER",
 };
 
 int rkb_redis_type_parse(const char *name, rkb_redis_type_t *type) {
@@ -61,6 +62,9 @@ struct rkb_writer_s {
     rkb_tmpl_t *member;       /* LIST, SET, ZSET */
     rkb_tmpl_t *score;        /* ZSET score, TIMESERIES value */
     rkb_tmpl_t *ts_timestamp; /* TIMESERIES */
+    rkb_tmpl_t *increment;    /* COUNTER */
+    rkb_tmpl_t *hash_field;   /* COUNTER: NULL for INCRBY, set for HINCRBY */
+    int64_t value_max_bytes;  /* 0: no limit */
     bool push_left;
     int64_t stream_maxlen;
     int64_t ttl_seconds;
@@ -114,6 +118,7 @@ rkb_writer_t *rkb_writer_new(const rkb_writer_conf_t *wc, char *errstr, size_t e
     w->stream_maxlen = wc->stream_maxlen > 0 ? wc->stream_maxlen : 0;
     w->ttl_seconds = wc->ttl_seconds > 0 ? wc->ttl_seconds : 0;
     w->in_transaction = wc->in_transaction;
+    w->value_max_bytes = wc->value_max_bytes > 0 ? wc->value_max_bytes : 0;
     rkb_buf_init(&w->scratch);
 
     if (wc->key_template && *wc->key_template) {
@@ -156,6 +161,14 @@ rkb_writer_t *rkb_writer_new(const rkb_writer_conf_t *wc, char *errstr, size_t e
                     errstr, errstr_size))
             goto fail;
         break;
+    case RKB_TYPE_COUNTER:
+        if (compile(&w->increment, "redis.increment", wc->increment, "${value}", errstr,
+                    errstr_size))
+            goto fail;
+        if (wc->hash_field && *wc->hash_field &&
+            compile(&w->hash_field, "redis.hash.field", wc->hash_field, NULL, errstr, errstr_size))
+            goto fail;
+        break;
     default:
         break;
     }
@@ -175,6 +188,8 @@ void rkb_writer_destroy(rkb_writer_t *w) {
     rkb_tmpl_destroy(w->member);
     rkb_tmpl_destroy(w->score);
     rkb_tmpl_destroy(w->ts_timestamp);
+    rkb_tmpl_destroy(w->increment);
+    rkb_tmpl_destroy(w->hash_field);
     free(w->separator);
     rkb_buf_free(&w->scratch);
     free(w);
@@ -249,6 +264,12 @@ bad:
     return -1;
 }
 
+static void not_a_number(const char *conf_key, const rkb_writer_t *w, span_t text, char *errstr,
+                         size_t errstr_size) {
+    snprintf(errstr, errstr_size, "%s: '%.*s' is not a number", conf_key,
+             (int)(text.len < QUOTE_MAX ? text.len : QUOTE_MAX), span_data(w, text));
+}
+
 /* Expands a number template (ZSET score, TIMESERIES value) and checks it. */
 static int expand_number(rkb_writer_t *w, const rkb_tmpl_t *tmpl, const char *conf_key,
                          rkb_record_t *rec, double *number, char *errstr, size_t errstr_size) {
@@ -258,11 +279,37 @@ static int expand_number(rkb_writer_t *w, const rkb_tmpl_t *tmpl, const char *co
     const char *data = span_data(w, text);
     /* The expansion is last in scratch, so it is NUL-terminated; a NUL inside is garbage. */
     if (strlen(data) != text.len || rkb_parse_double(data, number)) {
-        snprintf(errstr, errstr_size, "%s: '%.*s' is not a number", conf_key,
-                 (int)(text.len < QUOTE_MAX ? text.len : QUOTE_MAX), data);
+        not_a_number(conf_key, w, text, errstr, errstr_size);
         return -1;
     }
     scratch_cut(w, text.off); /* the number is kept as a double */
+    return 0;
+}
+
+/* A COUNTER increment: an integer goes to INCRBY/HINCRBY, any other finite number to
+ * INCRBYFLOAT/HINCRBYFLOAT (Redis refuses a decimal in INCRBY). */
+typedef struct {
+    bool is_integer;
+    int64_t integer;
+    double decimal;
+} increment_t;
+
+static int expand_increment(rkb_writer_t *w, rkb_record_t *rec, increment_t *increment,
+                            char *errstr, size_t errstr_size) {
+    span_t text;
+    if (expand(w, w->increment, "redis.increment", rec, &text, errstr, errstr_size))
+        return -1;
+    const char *data = span_data(w, text);
+    bool nul_free = strlen(data) == text.len; /* as in expand_number */
+    if (nul_free && !rkb_parse_int64(data, INT64_MIN, INT64_MAX, &increment->integer)) {
+        increment->is_integer = true;
+    } else if (nul_free && !rkb_parse_double(data, &increment->decimal)) {
+        increment->is_integer = false;
+    } else {
+        not_a_number("redis.increment", w, text, errstr, errstr_size);
+        return -1;
+    }
+    scratch_cut(w, text.off);
     return 0;
 }
 
@@ -327,8 +374,9 @@ static int encode_tombstone(rkb_writer_t *w, rkb_record_t *rec, rkb_cmds_t *cmds
                             size_t errstr_size) {
     span_t key, member;
     int64_t ts;
-    /* Append-only structures keep their history: nothing to delete. */
-    if (w->type == RKB_TYPE_STREAM || w->type == RKB_TYPE_PUBSUB)
+    /* Append-only structures keep their history, and a counter has nothing to take back: nothing
+     * to delete. */
+    if (w->type == RKB_TYPE_STREAM || w->type == RKB_TYPE_PUBSUB || w->type == RKB_TYPE_COUNTER)
         return 0;
     if (build_key(w, rec, &key, errstr, errstr_size))
         return -1;
@@ -380,9 +428,10 @@ static int encode_tombstone(rkb_writer_t *w, rkb_record_t *rec, rkb_cmds_t *cmds
 static int encode_write(rkb_writer_t *w, rkb_record_t *rec, rkb_cmds_t *cmds, char *errstr,
                         size_t errstr_size) {
     char reason[256];
-    span_t key, member = {0, 0};
+    span_t key, member = {0, 0}, field = {0, 0};
     int64_t ttl = 0, ts = 0;
     double score = 0;
+    increment_t increment = {0};
     const json_t *json = NULL;
     const char *value = NULL;
     size_t value_len = 0;
@@ -444,6 +493,12 @@ static int encode_write(rkb_writer_t *w, rkb_record_t *rec, rkb_cmds_t *cmds, ch
     case RKB_TYPE_TIMESERIES:
         if (expand_ts(w, rec, &ts, errstr, errstr_size) ||
             expand_number(w, w->score, "redis.score", rec, &score, errstr, errstr_size))
+            return -1;
+        break;
+    case RKB_TYPE_COUNTER:
+        if ((w->hash_field &&
+             expand(w, w->hash_field, "redis.hash.field", rec, &field, errstr, errstr_size)) ||
+            expand_increment(w, rec, &increment, errstr, errstr_size))
             return -1;
         break;
     }
@@ -522,6 +577,20 @@ static int encode_write(rkb_writer_t *w, rkb_record_t *rec, rkb_cmds_t *cmds, ch
         arg_span(cmds, w, key);
         rkb_cmds_arg(cmds, value, value_len);
         break;
+    case RKB_TYPE_COUNTER:
+        if (w->hash_field) {
+            rkb_cmds_args(cmds, increment.is_integer ? "HINCRBY" : "HINCRBYFLOAT");
+            arg_span(cmds, w, key);
+            arg_span(cmds, w, field);
+        } else {
+            rkb_cmds_args(cmds, increment.is_integer ? "INCRBY" : "INCRBYFLOAT");
+            arg_span(cmds, w, key);
+        }
+        if (increment.is_integer)
+            rkb_cmds_arg_int(cmds, increment.integer);
+        else
+            arg_double(cmds, w, increment.decimal);
+        break;
     }
     rkb_cmds_end(cmds);
 
@@ -542,6 +611,13 @@ static int encode_write(rkb_writer_t *w, rkb_record_t *rec, rkb_cmds_t *cmds, ch
 
 int rkb_writer_encode(rkb_writer_t *w, rkb_record_t *rec, rkb_cmds_t *cmds, char *errstr,
                       size_t errstr_size) {
+    /* First, so that an oversized value costs no parsing. */
+    if (rec->value && w->value_max_bytes > 0 && rec->value_len > (uint64_t)w->value_max_bytes) {
+        snprintf(errstr, errstr_size,
+                 "value is %zu bytes, more than redis.value.max.bytes (%" PRId64 ")",
+                 rec->value_len, w->value_max_bytes);
+        return -1;
+    }
     size_t start = rkb_cmds_count(cmds);
     rkb_buf_reset(&w->scratch);
     int n = rec->value ? encode_write(w, rec, cmds, errstr, errstr_size)

@@ -141,20 +141,11 @@ h_broker_t *h_broker_start(int brokers, const char *topics) {
     if (pipe2(ctl_pipe, O_CLOEXEC) == -1 || pipe2(out_pipe, O_CLOEXEC) == -1)
         h_fatal("pipe: %s", strerror(errno));
 
-    /* Only async-signal-safe calls in the child: the test has librdkafka threads running. */
-    pid_t pid = fork();
-    if (pid == -1)
-        h_fatal("fork: %s", strerror(errno));
-    if (pid == 0) {
-        if (dup2(ctl_pipe[0], STDIN_FILENO) == -1 || dup2(out_pipe[1], STDOUT_FILENO) == -1 ||
-            dup2(log_fd, STDERR_FILENO) == -1)
-            _exit(127);
-        execv(argv[0], (char *const *)argv);
-        static const char msg[] = "harness: exec of the dev broker failed\n";
-        ssize_t ignored = write(STDERR_FILENO, msg, sizeof(msg) - 1);
-        (void)ignored;
-        _exit(127);
-    }
+    pid_t pid = h_spawn(&(h_spawn_opts_t){.path = argv[0],
+                                          .argv = argv,
+                                          .stdin_fd = ctl_pipe[0],
+                                          .stdout_fd = out_pipe[1],
+                                          .stderr_fd = log_fd});
     close(log_fd);
     close(ctl_pipe[0]);
     close(out_pipe[1]);

@@ -3,19 +3,24 @@
  * argv (output to a log file in h_tmpdir()), and commands run to completion with their output
  * captured. Every process started is SIGKILLed and reaped at exit if the test did not stop it.
  *
- * Test programs have librdkafka threads running when they fork, so the child only calls
- * async-signal-safe functions (dup2, execve, write, _exit): the environment for the child is
- * built in the parent instead of calling setenv() after fork().
+ * h_spawn, the one fork/exec of the harness (redis-server and the dev broker are started with
+ * it too), lives here. Test programs have librdkafka threads running when they fork, so the
+ * child only calls async-signal-safe functions (prctl, dup2, execve, write, _exit): the PATH
+ * lookup and the environment for the child are done in the parent instead of calling execvp()
+ * or setenv() after fork().
  */
 #include "harness.h"
 #include "harness_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -60,30 +65,86 @@ static char **build_envp(const char *const *env) {
     return envp;
 }
 
-/* Forks and execs path (execvp when search is true) with stdin from /dev/null and stdout and
- * stderr to the given fds. Only async-signal-safe calls happen in the child. */
-static pid_t spawn(const char *path, bool search, char *const *argv, char *const *envp, int out_fd,
-                   int err_fd) {
-    int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (null_fd == -1)
-        h_fatal("open /dev/null: %s", strerror(errno));
+/* The file execvp() would run for name: name itself if it holds a '/', else the first
+ * executable regular file called name in a $PATH dir ("" meaning the current dir; glibc's
+ * "/bin:/usr/bin" if PATH is unset). If there is none, name: the child's execve then fails as
+ * execvp's would. buf receives the path found. */
+static const char *search_path(const char *name, char *buf, size_t buf_size) {
+    if (strchr(name, '/'))
+        return name;
+    const char *dirs = getenv("PATH");
+    if (!dirs)
+        dirs = "/bin:/usr/bin";
+    for (const char *dir = dirs;;) {
+        const char *end = strchr(dir, ':');
+        int dir_len = end ? (int)(end - dir) : (int)strlen(dir);
+        int len = snprintf(buf, buf_size, "%.*s%s%s", dir_len, dir, dir_len ? "/" : "", name);
+        struct stat st;
+        if (len > 0 && (size_t)len < buf_size && stat(buf, &st) == 0 && S_ISREG(st.st_mode) &&
+            access(buf, X_OK) == 0)
+            return buf;
+        if (!end)
+            return name;
+        dir = end + 1;
+    }
+}
+
+/* In the child after a failed execve: completes msg (the text up to "errno ", len bytes, with
+ * room for 16 more) with err and ")\n" and writes it to stderr. Arithmetic and write() only:
+ * this runs between fork and exec. */
+static void write_exec_failure(char *msg, size_t len, int err) {
+    char digits[12];
+    size_t digit_cnt = 0;
+    unsigned value = err > 0 ? (unsigned)err : 0;
+    do {
+        digits[digit_cnt++] = (char)('0' + value % 10);
+        value /= 10;
+    } while (value && digit_cnt < sizeof(digits));
+    while (digit_cnt > 0)
+        msg[len++] = digits[--digit_cnt];
+    msg[len++] = ')';
+    msg[len++] = '\n';
+    ssize_t ignored = write(STDERR_FILENO, msg, len);
+    (void)ignored;
+}
+
+pid_t h_spawn(const h_spawn_opts_t *opts) {
+    char found[PATH_MAX];
+    const char *path =
+        opts->search_path ? search_path(opts->path, found, sizeof(found)) : opts->path;
+    char **envp = build_envp(opts->env);
+
+    char exec_failed[PATH_MAX + 64];
+    size_t room = sizeof(exec_failed) - 16; /* for write_exec_failure's digits and ")\n" */
+    int len = snprintf(exec_failed, room, "harness: cannot exec %s (errno ", path);
+    size_t exec_failed_len = len < 0 ? 0 : (size_t)len >= room ? room - 1 : (size_t)len;
+
+    int null_fd = -1;
+    if (opts->stdin_fd < 0 || opts->stdout_fd < 0 || opts->stderr_fd < 0) {
+        null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null_fd == -1)
+            h_fatal("open /dev/null: %s", strerror(errno));
+    }
+    int stdin_fd = opts->stdin_fd >= 0 ? opts->stdin_fd : null_fd;
+    int stdout_fd = opts->stdout_fd >= 0 ? opts->stdout_fd : null_fd;
+    int stderr_fd = opts->stderr_fd >= 0 ? opts->stderr_fd : null_fd;
+
     pid_t pid = fork();
     if (pid == -1)
         h_fatal("fork: %s", strerror(errno));
     if (pid == 0) {
-        if (dup2(null_fd, STDIN_FILENO) == -1 || dup2(out_fd, STDOUT_FILENO) == -1 ||
-            dup2(err_fd, STDERR_FILENO) == -1)
+        if (opts->die_with_parent)
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (dup2(stdin_fd, STDIN_FILENO) == -1 || dup2(stdout_fd, STDOUT_FILENO) == -1 ||
+            dup2(stderr_fd, STDERR_FILENO) == -1)
             _exit(127);
-        if (search)
-            execvpe(path, argv, envp);
-        else
-            execve(path, argv, envp);
-        static const char msg[] = "harness: exec failed\n";
-        ssize_t ignored = write(STDERR_FILENO, msg, sizeof(msg) - 1);
-        (void)ignored;
+        execve(path, (char *const *)opts->argv, envp);
+        write_exec_failure(exec_failed, exec_failed_len, errno);
         _exit(127);
     }
-    close(null_fd);
+    if (null_fd != -1)
+        close(null_fd);
+    free(envp);
     return pid;
 }
 
@@ -155,11 +216,13 @@ h_proc_t *h_rkbridge_spawn(const char *const *argv, const char *const *env) {
 
     int log_fd =
         open_new_file("rkbridge", ".log", priv->proc.log_path, sizeof(priv->proc.log_path));
-    char **envp = build_envp(env);
-    priv->proc.pid =
-        spawn(h_rkbridge_bin(), false, (char *const *)child_argv, envp, log_fd, log_fd);
+    priv->proc.pid = h_spawn(&(h_spawn_opts_t){.path = h_rkbridge_bin(),
+                                               .argv = child_argv,
+                                               .env = env,
+                                               .stdin_fd = -1,
+                                               .stdout_fd = log_fd,
+                                               .stderr_fd = log_fd});
     close(log_fd);
-    free(envp);
     free(child_argv);
     priv->cleanup = h_cleanup_register(proc_cleanup, priv);
     return &priv->proc;
@@ -240,11 +303,14 @@ int h_run(const char *const *argv, char **out, char **err) {
     char out_path[512], err_path[512];
     int out_fd = open_new_file("run", ".out", out_path, sizeof(out_path));
     int err_fd = open_new_file("run", ".err", err_path, sizeof(err_path));
-    char **envp = build_envp(NULL);
-    h_proc_t proc = {.pid = spawn(argv[0], true, (char *const *)argv, envp, out_fd, err_fd)};
+    h_proc_t proc = {.pid = h_spawn(&(h_spawn_opts_t){.path = argv[0],
+                                                      .argv = argv,
+                                                      .search_path = true,
+                                                      .stdin_fd = -1,
+                                                      .stdout_fd = out_fd,
+                                                      .stderr_fd = err_fd})};
     close(out_fd);
     close(err_fd);
-    free(envp);
 
     int status = h_proc_wait(&proc, H_RUN_TIMEOUT_MS);
     if (status == -1 && !proc.exited) {

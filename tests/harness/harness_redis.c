@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -89,7 +88,11 @@ static const char *log_tail(const h_redis_t *redis, long since) {
     return tail;
 }
 
-static void exec_server(const h_redis_t *redis) {
+/* Starts redis-server for redis (its port, dir and extra args) with stdout and stderr appended to
+ * redis.log in its dir; returns its pid. PR_SET_PDEATHSIG takes it down with the test program.
+ * SIGPIPE stays ignored across the exec (harness_common.c ignores it in the test program), which
+ * redis-server does not notice: it ignores SIGPIPE itself as it starts. */
+static pid_t start_server(const h_redis_t *redis) {
     char port[16], path[600], extra[sizeof(redis->extra)];
     const char *argv[16 + MAX_EXTRA_ARGS] = {
         "redis-server", "--port", port,    "--bind",   "127.0.0.1",   "--save", "",
@@ -107,18 +110,18 @@ static void exec_server(const h_redis_t *redis) {
     argv[argc] = NULL;
 
     log_path(redis, path, sizeof(path));
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0)
-        _exit(127);
-    close(fd);
-    int null_fd = open("/dev/null", O_RDONLY);
-    if (null_fd >= 0)
-        dup2(null_fd, STDIN_FILENO);
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    signal(SIGPIPE, SIG_DFL);
-    execvp(argv[0], (char *const *)argv);
-    fprintf(stderr, "harness: cannot exec redis-server: %s\n", strerror(errno));
-    _exit(127);
+    int log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (log_fd < 0)
+        h_fatal("cannot open %s: %s", path, strerror(errno));
+    pid_t pid = h_spawn(&(h_spawn_opts_t){.path = argv[0],
+                                          .argv = argv,
+                                          .search_path = true,
+                                          .stdin_fd = -1,
+                                          .stdout_fd = log_fd,
+                                          .stderr_fd = log_fd,
+                                          .die_with_parent = true});
+    close(log_fd);
+    return pid;
 }
 
 /* True when the server on redis->port is ours (INFO's process_id is our child's pid): a PONG
@@ -141,15 +144,11 @@ static bool answers_as_ours(const h_redis_t *redis) {
     return ours;
 }
 
-/* Forks redis-server on redis->port and waits until it answers. Returns SPAWN_PORT_TAKEN if it
+/* Starts redis-server on redis->port and waits until it answers. Returns SPAWN_PORT_TAKEN if it
  * exited because the port was in use; any other failure is fatal. */
 static spawn_result_t spawn(h_redis_t *redis) {
     long log_start = log_size(redis);
-    pid_t pid = fork();
-    if (pid < 0)
-        h_fatal("fork: %s", strerror(errno));
-    if (pid == 0)
-        exec_server(redis);
+    pid_t pid = start_server(redis);
     redis->pid = pid;
 
     int64_t until = h_now_ms() + START_TIMEOUT_MS;

@@ -12,47 +12,10 @@
 #include "convert/convert.h"
 #include "sink/writer.h"
 #include "util/util.h"
+#include "record_fixture.h"
 
 #include <stdio.h>
 #include <string.h>
-
-/* ---- records ---------------------------------------------------------------------------- */
-
-/* Headers of a test record: name/value pairs in rec->source, ended by a NULL name. */
-typedef struct {
-    const char *name;
-    const char *value;
-} header_t;
-
-static int headers_get(const rkb_record_t *rec, const char *name, const void **val, size_t *len) {
-    const header_t *headers = rec->source;
-    int found = -1;
-    for (size_t i = 0; headers[i].name; i++) { /* the last one named name wins */
-        if (!strcmp(headers[i].name, name)) {
-            *val = headers[i].value;
-            *len = headers[i].value ? strlen(headers[i].value) : 0;
-            found = 0;
-        }
-    }
-    return found;
-}
-
-static void make_record(rkb_record_t *rec, const char *key, const char *value) {
-    rkb_record_init(rec);
-    rec->topic = "orders";
-    rec->partition = 3;
-    rec->offset = 42;
-    rec->timestamp = 1700000000123;
-    rec->key = key;
-    rec->key_len = key ? strlen(key) : 0;
-    rec->value = value;
-    rec->value_len = value ? strlen(value) : 0;
-}
-
-static void set_headers(rkb_record_t *rec, const header_t *headers) {
-    rec->header_get = headers_get;
-    rec->source = (void *)headers;
-}
 
 /* ---- writers and commands --------------------------------------------------------------- */
 
@@ -167,29 +130,29 @@ static void test_string(void **state) {
     rkb_cmds_t *cmds = new_batch();
     rkb_record_t rec;
 
-    make_record(&rec, "k1", "v1");
+    h_record_make(&rec, "k1", "v1");
     encode(w, &rec, cmds, 1);
     expect_cmd(cmds, 1, "SET", "orders:k1", "v1", NULL);
     rkb_record_clear(&rec);
 
-    make_record(&rec, "k1", NULL);
+    h_record_make(&rec, "k1", NULL);
     encode(w, &rec, cmds, 1);
     expect_cmd(cmds, 2, "DEL", "orders:k1", NULL);
     rkb_record_clear(&rec);
 
-    make_record(&rec, NULL, "v1");
+    h_record_make(&rec, NULL, "v1");
     encode_error(w, &rec, cmds,
                  "the record key is null; STRING/HASH/JSON keys need one (or set "
                  "redis.key.template)");
     rkb_record_clear(&rec);
-    make_record(&rec, NULL, NULL);
+    h_record_make(&rec, NULL, NULL);
     encode_error(w, &rec, cmds,
                  "the record key is null; STRING/HASH/JSON keys need one (or set "
                  "redis.key.template)");
     rkb_record_clear(&rec);
 
     /* Binary keys and values go through untouched. */
-    make_record(&rec, NULL, NULL);
+    h_record_make(&rec, NULL, NULL);
     rec.key = "a\0b";
     rec.key_len = 3;
     rec.value = "\x01\0\xff";
@@ -215,7 +178,7 @@ static void test_keyspace_and_separator(void **state) {
     rkb_writer_t *w = new_writer(&wc);
     rkb_cmds_t *cmds = new_batch();
     rkb_record_t rec;
-    make_record(&rec, "k1", "v1");
+    h_record_make(&rec, "k1", "v1");
     encode(w, &rec, cmds, 1);
     expect_cmd(cmds, 1, "SET", "cache:3/k1", "v1", NULL);
     rkb_record_clear(&rec);
@@ -225,7 +188,7 @@ static void test_keyspace_and_separator(void **state) {
     wc.keyspace = NULL;
     wc.separator = NULL;
     w = new_writer(&wc);
-    make_record(&rec, "k1", "v1");
+    h_record_make(&rec, "k1", "v1");
     encode(w, &rec, cmds, 1);
     expect_cmd(cmds, 2, "SET", "orders:k1", "v1", NULL);
     rkb_record_clear(&rec);
@@ -235,11 +198,11 @@ static void test_keyspace_and_separator(void **state) {
     wc.keyspace = "";
     wc.separator = ":";
     w = new_writer(&wc);
-    make_record(&rec, "a\tb c", "v");
+    h_record_make(&rec, "a\tb c", "v");
     encode(w, &rec, cmds, 1);
     expect_cmd(cmds, 3, "SET", "a\tb c", "v", NULL);
     rkb_record_clear(&rec);
-    make_record(&rec, NULL, "v");
+    h_record_make(&rec, NULL, "v");
     encode_error(w, &rec, cmds,
                  "the record key is null; STRING/HASH/JSON keys need one (or set "
                  "redis.key.template)");
@@ -259,19 +222,19 @@ static void test_json_key(void **state) {
     rkb_cmds_t *cmds = new_batch();
     rkb_record_t rec;
 
-    make_record(&rec, "\"abc\"", "v");
+    h_record_make(&rec, "\"abc\"", "v");
     assert_int_equal(rkb_convert_record(&json_conv, &string_conv, &rec, errstr, sizeof(errstr)), 0);
     encode(w, &rec, cmds, 1);
     expect_cmd(cmds, 1, "SET", "orders:abc", "v", NULL);
     rkb_record_clear(&rec);
 
-    make_record(&rec, "{\"schema\":{\"type\":\"int32\"},\"payload\":7}", "v");
+    h_record_make(&rec, "{\"schema\":{\"type\":\"int32\"},\"payload\":7}", "v");
     assert_int_equal(rkb_convert_record(&json_conv, &string_conv, &rec, errstr, sizeof(errstr)), 0);
     encode(w, &rec, cmds, 1);
     expect_cmd(cmds, 2, "SET", "orders:7", "v", NULL);
     rkb_record_clear(&rec);
 
-    make_record(&rec, "null", "v");
+    h_record_make(&rec, "null", "v");
     assert_int_equal(rkb_convert_record(&json_conv, &string_conv, &rec, errstr, sizeof(errstr)), 0);
     encode_error(w, &rec, cmds,
                  "the record key is null; STRING/HASH/JSON keys need one (or set "
@@ -281,7 +244,7 @@ static void test_json_key(void **state) {
 
     wc.keyspace = "";
     w = new_writer(&wc);
-    make_record(&rec, "\"abc\"", "v");
+    h_record_make(&rec, "\"abc\"", "v");
     assert_int_equal(rkb_convert_record(&json_conv, &string_conv, &rec, errstr, sizeof(errstr)), 0);
     encode(w, &rec, cmds, 1);
     expect_cmd(cmds, 3, "SET", "abc", "v", NULL);
@@ -298,63 +261,63 @@ static void test_string_ttl(void **state) {
     rkb_cmds_t *cmds = new_batch();
     rkb_record_t rec;
 
-    make_record(&rec, "k1", "v1");
+    h_record_make(&rec, "k1", "v1");
     encode(w, &rec, cmds, 1);
     expect_cmd(cmds, 1, "SET", "orders:k1", "v1", "EX", "60", NULL);
     rkb_record_clear(&rec);
 
     /* The header wins over the config, also to switch the TTL off. */
-    static const header_t ttl30[] = {{"redis.key.ttl", "30"}, {NULL, NULL}};
-    make_record(&rec, "k1", "v1");
-    set_headers(&rec, ttl30);
+    static const h_record_header_t ttl30[] = {{"redis.key.ttl", "30"}, {NULL, NULL}};
+    h_record_make(&rec, "k1", "v1");
+    h_record_set_headers(&rec, ttl30);
     encode(w, &rec, cmds, 1);
     expect_cmd(cmds, 2, "SET", "orders:k1", "v1", "EX", "30", NULL);
     rkb_record_clear(&rec);
 
-    static const header_t ttl0[] = {{"redis.key.ttl", "0"}, {NULL, NULL}};
-    make_record(&rec, "k1", "v1");
-    set_headers(&rec, ttl0);
+    static const h_record_header_t ttl0[] = {{"redis.key.ttl", "0"}, {NULL, NULL}};
+    h_record_make(&rec, "k1", "v1");
+    h_record_set_headers(&rec, ttl0);
     encode(w, &rec, cmds, 1);
     expect_cmd(cmds, 3, "SET", "orders:k1", "v1", NULL);
     rkb_record_clear(&rec);
 
-    static const header_t ttl_negative[] = {{"redis.key.ttl", "-5"}, {NULL, NULL}};
-    make_record(&rec, "k1", "v1");
-    set_headers(&rec, ttl_negative);
+    static const h_record_header_t ttl_negative[] = {{"redis.key.ttl", "-5"}, {NULL, NULL}};
+    h_record_make(&rec, "k1", "v1");
+    h_record_set_headers(&rec, ttl_negative);
     encode(w, &rec, cmds, 1);
     expect_cmd(cmds, 4, "SET", "orders:k1", "v1", NULL);
     rkb_record_clear(&rec);
 
     /* A null header value is no header: the config applies. */
-    static const header_t ttl_null[] = {{"redis.key.ttl", NULL}, {NULL, NULL}};
-    make_record(&rec, "k1", "v1");
-    set_headers(&rec, ttl_null);
+    static const h_record_header_t ttl_null[] = {{"redis.key.ttl", NULL}, {NULL, NULL}};
+    h_record_make(&rec, "k1", "v1");
+    h_record_set_headers(&rec, ttl_null);
     encode(w, &rec, cmds, 1);
     expect_cmd(cmds, 5, "SET", "orders:k1", "v1", "EX", "60", NULL);
     rkb_record_clear(&rec);
 
-    static const header_t ttl_bad[] = {{"redis.key.ttl", "x"}, {NULL, NULL}};
-    make_record(&rec, "k1", "v1");
-    set_headers(&rec, ttl_bad);
+    static const h_record_header_t ttl_bad[] = {{"redis.key.ttl", "x"}, {NULL, NULL}};
+    h_record_make(&rec, "k1", "v1");
+    h_record_set_headers(&rec, ttl_bad);
     encode_error(w, &rec, cmds, "header redis.key.ttl: 'x' is not an integer");
     rkb_record_clear(&rec);
-    static const header_t ttl_float[] = {{"redis.key.ttl", "1.5"}, {NULL, NULL}};
-    make_record(&rec, "k1", "v1");
-    set_headers(&rec, ttl_float);
+    static const h_record_header_t ttl_float[] = {{"redis.key.ttl", "1.5"}, {NULL, NULL}};
+    h_record_make(&rec, "k1", "v1");
+    h_record_set_headers(&rec, ttl_float);
     encode_error(w, &rec, cmds, "header redis.key.ttl: '1.5' is not an integer");
     rkb_record_clear(&rec);
-    static const header_t ttl_long[] = {
+    static const h_record_header_t ttl_long[] = {
         {"redis.key.ttl", "1234567890123456789012345678901234567890"}, {NULL, NULL}};
-    make_record(&rec, "k1", "v1");
-    set_headers(&rec, ttl_long);
+    h_record_make(&rec, "k1", "v1");
+    h_record_set_headers(&rec, ttl_long);
     encode_error(w, &rec, cmds,
                  "header redis.key.ttl: '1234567890123456789012345678901234567890' is not an "
                  "integer");
     rkb_record_clear(&rec);
 
     /* No TTL on a tombstone. */
-    make_record(&rec, "k1", NULL);
-    set_headers(&rec, ttl30);
+    h_record_make(&rec, "k1", NULL);
+    h_record_set_headers(&rec, ttl30);
     encode(w, &rec, cmds, 1);
     expect_cmd(cmds, 6, "DEL", "orders:k1", NULL);
     rkb_record_clear(&rec);
@@ -378,36 +341,36 @@ static void test_hash(void **state) {
     rkb_cmds_t *cmds = new_batch();
     rkb_record_t rec;
 
-    make_record(&rec, "1451", pageview);
+    h_record_make(&rec, "1451", pageview);
     encode(w, &rec, cmds, 1);
     expect_pageview_hset(cmds, 1, "orders:1451");
     rkb_record_clear(&rec);
 
-    make_record(&rec, "1451", NULL);
+    h_record_make(&rec, "1451", NULL);
     encode(w, &rec, cmds, 1);
     expect_cmd(cmds, 2, "DEL", "orders:1451", NULL);
     rkb_record_clear(&rec);
 
     /* Nothing but nulls: nothing to write. */
-    make_record(&rec, "1451", "{\"a\":null}");
+    h_record_make(&rec, "1451", "{\"a\":null}");
     encode(w, &rec, cmds, 0);
     rkb_record_clear(&rec);
-    make_record(&rec, "1451", "{}");
+    h_record_make(&rec, "1451", "{}");
     encode(w, &rec, cmds, 0);
     rkb_record_clear(&rec);
 
-    make_record(&rec, "1451", "[1,2]");
+    h_record_make(&rec, "1451", "[1,2]");
     encode_error(w, &rec, cmds, "HASH needs a JSON object value, got an array");
     rkb_record_clear(&rec);
-    make_record(&rec, "1451", "\"text\"");
+    h_record_make(&rec, "1451", "\"text\"");
     encode_error(w, &rec, cmds, "HASH needs a JSON object value, got a string");
     rkb_record_clear(&rec);
-    make_record(&rec, "1451", "plain text");
+    h_record_make(&rec, "1451", "plain text");
     encode_error(w, &rec, cmds,
                  "HASH needs a JSON object value: value is not JSON: invalid token near 'plain' "
                  "at position 5");
     rkb_record_clear(&rec);
-    make_record(&rec, NULL, "{\"a\":1}");
+    h_record_make(&rec, NULL, "{\"a\":1}");
     encode_error(w, &rec, cmds,
                  "the record key is null; STRING/HASH/JSON keys need one (or set "
                  "redis.key.template)");
@@ -426,9 +389,9 @@ static void test_hash_envelope(void **state) {
     rkb_cmds_t *cmds = new_batch();
     rkb_record_t rec;
 
-    make_record(&rec, "e1",
-                "{\"schema\":{\"type\":\"struct\",\"fields\":[]},"
-                "\"payload\":{\"a\":1,\"b\":\"two\"}}");
+    h_record_make(&rec, "e1",
+                  "{\"schema\":{\"type\":\"struct\",\"fields\":[]},"
+                  "\"payload\":{\"a\":1,\"b\":\"two\"}}");
     assert_int_equal(rkb_convert_record(&string_conv, &json_schemas, &rec, errstr, sizeof(errstr)),
                      0);
     encode(w, &rec, cmds, 1);
@@ -436,7 +399,7 @@ static void test_hash_envelope(void **state) {
     rkb_record_clear(&rec);
 
     /* The string converter looks inside an envelope on demand too (schemas auto). */
-    make_record(&rec, "e2", "{\"schema\":{},\"payload\":{\"c\":3}}");
+    h_record_make(&rec, "e2", "{\"schema\":{},\"payload\":{\"c\":3}}");
     encode(w, &rec, cmds, 1);
     expect_cmd(cmds, 2, "HSET", "orders:e2", "c", "3", NULL);
     rkb_record_clear(&rec);
@@ -454,7 +417,7 @@ static void test_hash_ttl(void **state) {
     rkb_cmds_t *cmds = new_batch();
     rkb_record_t rec;
 
-    make_record(&rec, "1451", pageview);
+    h_record_make(&rec, "1451", pageview);
     encode(w, &rec, cmds, 4);
     expect_cmd(cmds, 1, "MULTI", NULL);
     expect_pageview_hset(cmds, 2, "orders:1451");
@@ -462,9 +425,10 @@ static void test_hash_ttl(void **state) {
     expect_cmd(cmds, 4, "EXEC", NULL);
     rkb_record_clear(&rec);
 
-    static const header_t ttl500[] = {{"other", "1"}, {"redis.key.ttl", "500"}, {NULL, NULL}};
-    make_record(&rec, "1453", "{\"viewtime\":1453}");
-    set_headers(&rec, ttl500);
+    static const h_record_header_t ttl500[] = {
+        {"other", "1"}, {"redis.key.ttl", "500"}, {NULL, NULL}};
+    h_record_make(&rec, "1453", "{\"viewtime\":1453}");
+    h_record_set_headers(&rec, ttl500);
     encode(w, &rec, cmds, 4);
     expect_cmd(cmds, 5, "MULTI", NULL);
     expect_cmd(cmds, 6, "HSET", "orders:1453", "viewtime", "1453", NULL);
@@ -473,18 +437,18 @@ static void test_hash_ttl(void **state) {
     rkb_record_clear(&rec);
 
     /* A bad header after a good key: nothing of the record stays. */
-    static const header_t ttl_bad[] = {{"redis.key.ttl", "soon"}, {NULL, NULL}};
-    make_record(&rec, "1453", "{\"viewtime\":1453}");
-    set_headers(&rec, ttl_bad);
+    static const h_record_header_t ttl_bad[] = {{"redis.key.ttl", "soon"}, {NULL, NULL}};
+    h_record_make(&rec, "1453", "{\"viewtime\":1453}");
+    h_record_set_headers(&rec, ttl_bad);
     encode_error(w, &rec, cmds, "header redis.key.ttl: 'soon' is not an integer");
     rkb_record_clear(&rec);
 
     /* Nothing written, nothing to expire. */
-    make_record(&rec, "1451", "{\"a\":null}");
+    h_record_make(&rec, "1451", "{\"a\":null}");
     encode(w, &rec, cmds, 0);
     rkb_record_clear(&rec);
 
-    make_record(&rec, "1451", NULL);
+    h_record_make(&rec, "1451", NULL);
     encode(w, &rec, cmds, 1);
     expect_cmd(cmds, 9, "DEL", "orders:1451", NULL);
     rkb_record_clear(&rec);
@@ -492,7 +456,7 @@ static void test_hash_ttl(void **state) {
 
     wc.in_transaction = true;
     w = new_writer(&wc);
-    make_record(&rec, "1453", "{\"viewtime\":1453}");
+    h_record_make(&rec, "1453", "{\"viewtime\":1453}");
     encode(w, &rec, cmds, 2);
     expect_cmd(cmds, 10, "HSET", "orders:1453", "viewtime", "1453", NULL);
     expect_cmd(cmds, 11, "EXPIRE", "orders:1453", "60", NULL);
@@ -511,30 +475,30 @@ static void test_json(void **state) {
     rkb_cmds_t *cmds = new_batch();
     rkb_record_t rec;
 
-    make_record(&rec, "k", "{ \"a\" : [1, 2] }");
+    h_record_make(&rec, "k", "{ \"a\" : [1, 2] }");
     encode(w, &rec, cmds, 1);
     expect_cmd(cmds, 1, "JSON.SET", "orders:k", "$", "{ \"a\" : [1, 2] }", NULL);
     rkb_record_clear(&rec);
 
     /* An unwrapped payload is written compact; a string payload stays a JSON string. */
-    make_record(&rec, "k", "{\"schema\":{},\"payload\":{ \"a\" : 0.1 }}");
+    h_record_make(&rec, "k", "{\"schema\":{},\"payload\":{ \"a\" : 0.1 }}");
     assert_int_equal(rkb_convert_record(&string_conv, &json_conv, &rec, errstr, sizeof(errstr)), 0);
     encode(w, &rec, cmds, 1);
     expect_cmd(cmds, 2, "JSON.SET", "orders:k", "$", "{\"a\":0.1}", NULL);
     rkb_record_clear(&rec);
-    make_record(&rec, "k", "{\"schema\":{\"type\":\"string\"},\"payload\":\"abc\"}");
+    h_record_make(&rec, "k", "{\"schema\":{\"type\":\"string\"},\"payload\":\"abc\"}");
     assert_int_equal(rkb_convert_record(&string_conv, &json_conv, &rec, errstr, sizeof(errstr)), 0);
     encode(w, &rec, cmds, 1);
     expect_cmd(cmds, 3, "JSON.SET", "orders:k", "$", "\"abc\"", NULL);
     rkb_record_clear(&rec);
 
-    make_record(&rec, "k", "plain text");
+    h_record_make(&rec, "k", "plain text");
     encode_error(w, &rec, cmds,
                  "JSON needs a JSON value: value is not JSON: invalid token near 'plain' at "
                  "position 5");
     rkb_record_clear(&rec);
 
-    make_record(&rec, "k", NULL);
+    h_record_make(&rec, "k", NULL);
     encode(w, &rec, cmds, 1);
     expect_cmd(cmds, 4, "DEL", "orders:k", NULL);
     rkb_record_clear(&rec);
@@ -542,7 +506,7 @@ static void test_json(void **state) {
 
     wc.ttl_seconds = 5;
     w = new_writer(&wc);
-    make_record(&rec, "k", "[]");
+    h_record_make(&rec, "k", "[]");
     encode(w, &rec, cmds, 4);
     expect_cmd(cmds, 5, "MULTI", NULL);
     expect_cmd(cmds, 6, "JSON.SET", "orders:k", "$", "[]", NULL);
@@ -560,32 +524,32 @@ static void test_stream(void **state) {
     rkb_cmds_t *cmds = new_batch();
     rkb_record_t rec;
 
-    make_record(&rec, "a", "{\"f\":\"1\",\"g\":2,\"h\":null,\"i\":{\"j\":[true]}}");
+    h_record_make(&rec, "a", "{\"f\":\"1\",\"g\":2,\"h\":null,\"i\":{\"j\":[true]}}");
     encode(w, &rec, cmds, 1);
     expect_cmd(cmds, 1, "XADD", "orders", "*", "f", "1", "g", "2", "i", "{\"j\":[true]}", NULL);
     rkb_record_clear(&rec);
 
     /* Not JSON, or not an object: one field "value" with the bytes. */
-    make_record(&rec, "b", "plain text");
+    h_record_make(&rec, "b", "plain text");
     encode(w, &rec, cmds, 1);
     expect_cmd(cmds, 2, "XADD", "orders", "*", "value", "plain text", NULL);
     rkb_record_clear(&rec);
-    make_record(&rec, "b", "[1, 2]");
+    h_record_make(&rec, "b", "[1, 2]");
     encode(w, &rec, cmds, 1);
     expect_cmd(cmds, 3, "XADD", "orders", "*", "value", "[1, 2]", NULL);
     rkb_record_clear(&rec);
     /* The record key is not needed. */
-    make_record(&rec, NULL, "42");
+    h_record_make(&rec, NULL, "42");
     encode(w, &rec, cmds, 1);
     expect_cmd(cmds, 4, "XADD", "orders", "*", "value", "42", NULL);
     rkb_record_clear(&rec);
 
-    make_record(&rec, "c", "{\"h\":null}");
+    h_record_make(&rec, "c", "{\"h\":null}");
     encode_error(w, &rec, cmds, "STREAM entry has no fields (every member is null)");
     rkb_record_clear(&rec);
 
     /* Append-only: a tombstone writes nothing. */
-    make_record(&rec, "c", NULL);
+    h_record_make(&rec, "c", NULL);
     encode(w, &rec, cmds, 0);
     rkb_record_clear(&rec);
     rkb_writer_destroy(w);
@@ -593,14 +557,14 @@ static void test_stream(void **state) {
     wc.stream_maxlen = 10;
     wc.ttl_seconds = 60;
     w = new_writer(&wc);
-    make_record(&rec, "a", "{\"f\":\"1\"}");
+    h_record_make(&rec, "a", "{\"f\":\"1\"}");
     encode(w, &rec, cmds, 4);
     expect_cmd(cmds, 5, "MULTI", NULL);
     expect_cmd(cmds, 6, "XADD", "orders", "MAXLEN", "~", "10", "*", "f", "1", NULL);
     expect_cmd(cmds, 7, "EXPIRE", "orders", "60", NULL);
     expect_cmd(cmds, 8, "EXEC", NULL);
     rkb_record_clear(&rec);
-    make_record(&rec, "c", NULL);
+    h_record_make(&rec, "c", NULL);
     encode(w, &rec, cmds, 0);
     rkb_record_clear(&rec);
 
@@ -614,22 +578,22 @@ static void test_list_set(void **state) {
     rkb_cmds_t *cmds = new_batch();
     rkb_record_t rec;
 
-    make_record(&rec, "a", "x");
+    h_record_make(&rec, "a", "x");
     encode(w, &rec, cmds, 1);
     expect_cmd(cmds, 1, "RPUSH", "orders", "a", NULL);
     rkb_record_clear(&rec);
-    make_record(&rec, "a", NULL);
+    h_record_make(&rec, "a", NULL);
     encode(w, &rec, cmds, 1);
     expect_cmd(cmds, 2, "LREM", "orders", "0", "a", NULL);
     rkb_record_clear(&rec);
-    make_record(&rec, NULL, "x");
+    h_record_make(&rec, NULL, "x");
     encode_error(w, &rec, cmds, "redis.member: ${key}: the record key is null");
     rkb_record_clear(&rec);
     rkb_writer_destroy(w);
 
     wc.push_left = true;
     w = new_writer(&wc);
-    make_record(&rec, "b", "x");
+    h_record_make(&rec, "b", "x");
     encode(w, &rec, cmds, 1);
     expect_cmd(cmds, 3, "LPUSH", "orders", "b", NULL);
     rkb_record_clear(&rec);
@@ -637,11 +601,11 @@ static void test_list_set(void **state) {
 
     wc = default_conf(RKB_TYPE_SET);
     w = new_writer(&wc);
-    make_record(&rec, "m1", "x");
+    h_record_make(&rec, "m1", "x");
     encode(w, &rec, cmds, 1);
     expect_cmd(cmds, 4, "SADD", "orders", "m1", NULL);
     rkb_record_clear(&rec);
-    make_record(&rec, "m1", NULL);
+    h_record_make(&rec, "m1", NULL);
     encode(w, &rec, cmds, 1);
     expect_cmd(cmds, 5, "SREM", "orders", "m1", NULL);
     rkb_record_clear(&rec);
@@ -651,7 +615,7 @@ static void test_list_set(void **state) {
     wc.member = "${partition}/${offset}/${value}";
     wc.ttl_seconds = 9;
     w = new_writer(&wc);
-    make_record(&rec, NULL, "x");
+    h_record_make(&rec, NULL, "x");
     encode(w, &rec, cmds, 4);
     expect_cmd(cmds, 6, "MULTI", NULL);
     expect_cmd(cmds, 7, "SADD", "orders", "3/42/x", NULL);
@@ -659,7 +623,7 @@ static void test_list_set(void **state) {
     expect_cmd(cmds, 9, "EXEC", NULL);
     rkb_record_clear(&rec);
     /* The member of a tombstone cannot come from its value. */
-    make_record(&rec, "k", NULL);
+    h_record_make(&rec, "k", NULL);
     encode_error(w, &rec, cmds, "redis.member: ${value}: the record is a tombstone");
     rkb_record_clear(&rec);
 
@@ -673,37 +637,37 @@ static void test_zset(void **state) {
     rkb_cmds_t *cmds = new_batch();
     rkb_record_t rec;
 
-    make_record(&rec, "alice", "9.5");
+    h_record_make(&rec, "alice", "9.5");
     encode(w, &rec, cmds, 1);
     expect_cmd(cmds, 1, "ZADD", "orders", "9.5", "alice", NULL);
     rkb_record_clear(&rec);
     /* The score is the parsed number, written back in its shortest exact form. */
-    make_record(&rec, "bob", "1e3");
+    h_record_make(&rec, "bob", "1e3");
     encode(w, &rec, cmds, 1);
     expect_cmd(cmds, 2, "ZADD", "orders", "1000", "bob", NULL);
     rkb_record_clear(&rec);
-    make_record(&rec, "carol", "-0.30000000000000004");
+    h_record_make(&rec, "carol", "-0.30000000000000004");
     encode(w, &rec, cmds, 1);
     expect_cmd(cmds, 3, "ZADD", "orders", "-0.30000000000000004", "carol", NULL);
     rkb_record_clear(&rec);
 
-    make_record(&rec, "dave", "abc");
+    h_record_make(&rec, "dave", "abc");
     encode_error(w, &rec, cmds, "redis.score: 'abc' is not a number");
     rkb_record_clear(&rec);
-    make_record(&rec, "dave", "");
+    h_record_make(&rec, "dave", "");
     encode_error(w, &rec, cmds, "redis.score: '' is not a number");
     rkb_record_clear(&rec);
-    make_record(&rec, "dave", "1e999");
+    h_record_make(&rec, "dave", "1e999");
     encode_error(w, &rec, cmds, "redis.score: '1e999' is not a number");
     rkb_record_clear(&rec);
-    make_record(&rec, "dave", NULL);
+    h_record_make(&rec, "dave", NULL);
     rec.value = "1\0002";
     rec.value_len = 3;
     encode_error(w, &rec, cmds, "redis.score: '1' is not a number");
     rkb_record_clear(&rec);
 
     /* A tombstone needs no score. */
-    make_record(&rec, "alice", NULL);
+    h_record_make(&rec, "alice", NULL);
     encode(w, &rec, cmds, 1);
     expect_cmd(cmds, 4, "ZREM", "orders", "alice", NULL);
     rkb_record_clear(&rec);
@@ -713,24 +677,24 @@ static void test_zset(void **state) {
     wc.score = "${value.price}";
     wc.member = "${value.sku}";
     w = new_writer(&wc);
-    make_record(&rec, NULL, "{\"sku\":\"A1\",\"price\":0.1}");
+    h_record_make(&rec, NULL, "{\"sku\":\"A1\",\"price\":0.1}");
     encode(w, &rec, cmds, 1);
     expect_cmd(cmds, 5, "ZADD", "prices", "0.1", "A1", NULL);
     rkb_record_clear(&rec);
-    make_record(&rec, NULL, "{\"sku\":\"A1\",\"price\":\"12\"}");
+    h_record_make(&rec, NULL, "{\"sku\":\"A1\",\"price\":\"12\"}");
     encode(w, &rec, cmds, 1);
     expect_cmd(cmds, 6, "ZADD", "prices", "12", "A1", NULL);
     rkb_record_clear(&rec);
-    make_record(&rec, NULL, "{\"sku\":\"A1\"}");
+    h_record_make(&rec, NULL, "{\"sku\":\"A1\"}");
     encode_error(w, &rec, cmds, "redis.score: ${value.price}: no such field in the value");
     rkb_record_clear(&rec);
-    make_record(&rec, NULL, "{\"sku\":\"A1\",\"price\":null}");
+    h_record_make(&rec, NULL, "{\"sku\":\"A1\",\"price\":null}");
     encode_error(w, &rec, cmds, "redis.score: ${value.price}: the field is null");
     rkb_record_clear(&rec);
-    make_record(&rec, NULL, "{\"price\":1}");
+    h_record_make(&rec, NULL, "{\"price\":1}");
     encode_error(w, &rec, cmds, "redis.member: ${value.sku}: no such field in the value");
     rkb_record_clear(&rec);
-    make_record(&rec, NULL, "{\"sku\":\"A1\",\"price\":\"cheap\"}");
+    h_record_make(&rec, NULL, "{\"sku\":\"A1\",\"price\":\"cheap\"}");
     encode_error(w, &rec, cmds, "redis.score: 'cheap' is not a number");
     rkb_record_clear(&rec);
 
@@ -744,29 +708,29 @@ static void test_timeseries(void **state) {
     rkb_cmds_t *cmds = new_batch();
     rkb_record_t rec;
 
-    make_record(&rec, "1700000000000", "21.5");
+    h_record_make(&rec, "1700000000000", "21.5");
     encode(w, &rec, cmds, 1);
     expect_cmd(cmds, 1, "TS.ADD", "orders", "1700000000000", "21.5", NULL);
     rkb_record_clear(&rec);
-    make_record(&rec, "1700000000000", NULL);
+    h_record_make(&rec, "1700000000000", NULL);
     encode(w, &rec, cmds, 1);
     expect_cmd(cmds, 2, "TS.DEL", "orders", "1700000000000", "1700000000000", NULL);
     rkb_record_clear(&rec);
 
-    make_record(&rec, "yesterday", "21.5");
+    h_record_make(&rec, "yesterday", "21.5");
     encode_error(w, &rec, cmds,
                  "redis.timeseries.timestamp: 'yesterday' is not a timestamp (milliseconds >= 0, "
                  "or '*')");
     rkb_record_clear(&rec);
-    make_record(&rec, "-5", "21.5");
+    h_record_make(&rec, "-5", "21.5");
     encode_error(w, &rec, cmds,
                  "redis.timeseries.timestamp: '-5' is not a timestamp (milliseconds >= 0, or "
                  "'*')");
     rkb_record_clear(&rec);
-    make_record(&rec, "1700000000000", "warm");
+    h_record_make(&rec, "1700000000000", "warm");
     encode_error(w, &rec, cmds, "redis.score: 'warm' is not a number");
     rkb_record_clear(&rec);
-    make_record(&rec, NULL, "21.5");
+    h_record_make(&rec, NULL, "21.5");
     encode_error(w, &rec, cmds, "redis.timeseries.timestamp: ${key}: the record key is null");
     rkb_record_clear(&rec);
     rkb_writer_destroy(w);
@@ -776,11 +740,11 @@ static void test_timeseries(void **state) {
     wc.ts_timestamp = "${timestamp}";
     wc.score = "${value.celsius}";
     w = new_writer(&wc);
-    make_record(&rec, "oslo", "{\"celsius\":-3}");
+    h_record_make(&rec, "oslo", "{\"celsius\":-3}");
     encode(w, &rec, cmds, 1);
     expect_cmd(cmds, 3, "TS.ADD", "temp:oslo", "1700000000123", "-3", NULL);
     rkb_record_clear(&rec);
-    make_record(&rec, "oslo", "{\"celsius\":-3}");
+    h_record_make(&rec, "oslo", "{\"celsius\":-3}");
     rec.timestamp = -1;
     encode_error(w, &rec, cmds,
                  "redis.timeseries.timestamp: ${timestamp}: the record has no "
@@ -790,11 +754,11 @@ static void test_timeseries(void **state) {
 
     wc.ts_timestamp = "*";
     w = new_writer(&wc);
-    make_record(&rec, "oslo", "{\"celsius\":4.25}");
+    h_record_make(&rec, "oslo", "{\"celsius\":4.25}");
     encode(w, &rec, cmds, 1);
     expect_cmd(cmds, 4, "TS.ADD", "temp:oslo", "*", "4.25", NULL);
     rkb_record_clear(&rec);
-    make_record(&rec, "oslo", NULL);
+    h_record_make(&rec, "oslo", NULL);
     encode_error(w, &rec, cmds,
                  "redis.timeseries.timestamp: '*' names no sample, a tombstone cannot delete one");
     rkb_record_clear(&rec);
@@ -810,13 +774,13 @@ static void test_pubsub(void **state) {
     rkb_cmds_t *cmds = new_batch();
     rkb_record_t rec;
 
-    static const header_t ttl_bogus[] = {{"redis.key.ttl", "bogus"}, {NULL, NULL}};
-    make_record(&rec, NULL, "hello");
-    set_headers(&rec, ttl_bogus);
+    static const h_record_header_t ttl_bogus[] = {{"redis.key.ttl", "bogus"}, {NULL, NULL}};
+    h_record_make(&rec, NULL, "hello");
+    h_record_set_headers(&rec, ttl_bogus);
     encode(w, &rec, cmds, 1);
     expect_cmd(cmds, 1, "PUBLISH", "orders", "hello", NULL);
     rkb_record_clear(&rec);
-    make_record(&rec, "k", NULL);
+    h_record_make(&rec, "k", NULL);
     encode(w, &rec, cmds, 0);
     rkb_record_clear(&rec);
 
@@ -825,7 +789,7 @@ static void test_pubsub(void **state) {
 }
 
 static void test_key_template(void **state) {
-    static const header_t tenant[] = {{"tenant", "acme"}, {NULL, NULL}};
+    static const h_record_header_t tenant[] = {{"tenant", "acme"}, {NULL, NULL}};
     rkb_writer_conf_t wc = default_conf(RKB_TYPE_HASH);
     wc.key_template = "${header.tenant}:user:${value.userid}";
     wc.keyspace = "ignored:${tpoic}"; /* not used with a key template */
@@ -833,22 +797,22 @@ static void test_key_template(void **state) {
     rkb_cmds_t *cmds = new_batch();
     rkb_record_t rec;
 
-    make_record(&rec, NULL, "{\"userid\":\"u7\",\"n\":1}");
-    set_headers(&rec, tenant);
+    h_record_make(&rec, NULL, "{\"userid\":\"u7\",\"n\":1}");
+    h_record_set_headers(&rec, tenant);
     encode(w, &rec, cmds, 1);
     expect_cmd(cmds, 1, "HSET", "acme:user:u7", "userid", "u7", "n", "1", NULL);
     rkb_record_clear(&rec);
 
-    make_record(&rec, NULL, "{\"n\":1}");
-    set_headers(&rec, tenant);
+    h_record_make(&rec, NULL, "{\"n\":1}");
+    h_record_set_headers(&rec, tenant);
     encode_error(w, &rec, cmds, "redis.key.template: ${value.userid}: no such field in the value");
     rkb_record_clear(&rec);
-    make_record(&rec, NULL, "{\"userid\":\"u7\"}");
+    h_record_make(&rec, NULL, "{\"userid\":\"u7\"}");
     encode_error(w, &rec, cmds, "redis.key.template: ${header.tenant}: no such header");
     rkb_record_clear(&rec);
     /* The key of a tombstone cannot come from its value. */
-    make_record(&rec, "k", NULL);
-    set_headers(&rec, tenant);
+    h_record_make(&rec, "k", NULL);
+    h_record_set_headers(&rec, tenant);
     encode_error(w, &rec, cmds, "redis.key.template: ${value.userid}: the record is a tombstone");
     rkb_record_clear(&rec);
     rkb_writer_destroy(w);
@@ -859,7 +823,7 @@ static void test_key_template(void **state) {
     wc.key_template = "events:${value.userid}";
     wc.member = "${partition}/${offset}/${value}";
     w = new_writer(&wc);
-    make_record(&rec, NULL, "{\"userid\":\"u7\"}");
+    h_record_make(&rec, NULL, "{\"userid\":\"u7\"}");
     encode(w, &rec, cmds, 1);
     expect_cmd(cmds, 2, "RPUSH", "events:u7", "3/42/{\"userid\":\"u7\"}", NULL);
     rkb_record_clear(&rec);
@@ -913,7 +877,7 @@ static void test_template_defaults(void **state) {
     rkb_writer_t *w = new_writer(&wc);
     rkb_cmds_t *cmds = new_batch();
     rkb_record_t rec;
-    make_record(&rec, "alice", "2");
+    h_record_make(&rec, "alice", "2");
     encode(w, &rec, cmds, 1);
     expect_cmd(cmds, 1, "ZADD", "orders", "2", "alice", NULL);
     rkb_record_clear(&rec);
@@ -924,7 +888,7 @@ static void test_template_defaults(void **state) {
     wc.score = "";
     wc.ts_timestamp = "";
     w = new_writer(&wc);
-    make_record(&rec, "1000", "2");
+    h_record_make(&rec, "1000", "2");
     encode(w, &rec, cmds, 1);
     expect_cmd(cmds, 2, "TS.ADD", "orders", "1000", "2", NULL);
     rkb_record_clear(&rec);
@@ -947,7 +911,7 @@ static void test_many_records(void **state) {
         snprintf(values[i], sizeof(values[i]),
                  "{\"board\":\"b%d\",\"player\":\"%0*d\",\"points\":%d.5}", i % 7, 1 + i % 90, i,
                  i);
-        make_record(&rec, NULL, values[i]);
+        h_record_make(&rec, NULL, values[i]);
         encode(w, &rec, cmds, 1);
         rkb_record_clear(&rec);
     }

@@ -11,42 +11,9 @@
 
 #include "convert/convert.h"
 #include "tmpl/tmpl.h"
+#include "record_fixture.h"
 
 #include <string.h>
-
-/* ---- records ---------------------------------------------------------------------------- */
-
-/* Headers of a test record: name/value pairs in rec->source, ended by a NULL name. A NULL
- * value is a header with a null value. */
-typedef struct {
-    const char *name;
-    const char *value;
-} header_t;
-
-static int headers_get(const rkb_record_t *rec, const char *name, const void **val, size_t *len) {
-    const header_t *headers = rec->source;
-    int found = -1;
-    for (size_t i = 0; headers[i].name; i++) { /* the last one named name wins */
-        if (!strcmp(headers[i].name, name)) {
-            *val = headers[i].value;
-            *len = headers[i].value ? strlen(headers[i].value) : 0;
-            found = 0;
-        }
-    }
-    return found;
-}
-
-static void make_record(rkb_record_t *rec, const char *key, const char *value) {
-    rkb_record_init(rec);
-    rec->topic = "orders";
-    rec->partition = 3;
-    rec->offset = 42;
-    rec->timestamp = 1700000000123;
-    rec->key = key;
-    rec->key_len = key ? strlen(key) : 0;
-    rec->value = value;
-    rec->value_len = value ? strlen(value) : 0;
-}
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
@@ -160,7 +127,7 @@ static void test_parse_kinds(void **state) {
 
 static void test_expand_position(void **state) {
     rkb_record_t rec;
-    make_record(&rec, "k", "v");
+    h_record_make(&rec, "k", "v");
     assert_expands("${topic}:${partition}:${offset}:${timestamp}", &rec,
                    "orders:3:42:1700000000123");
     assert_expands("prices$$usd", &rec, "prices$usd");
@@ -177,7 +144,7 @@ static void test_expand_position(void **state) {
 
 static void test_expand_appends(void **state) {
     rkb_record_t rec;
-    make_record(&rec, "k", "v");
+    h_record_make(&rec, "k", "v");
     rkb_tmpl_t *tmpl = parse("${key}-${value}");
     rkb_buf_t out;
     rkb_buf_init(&out);
@@ -187,7 +154,7 @@ static void test_expand_appends(void **state) {
     assert_string_equal(out.data, "before|k-v");
     /* The same template, expanded again for another record. */
     rkb_record_t other;
-    make_record(&other, "k2", "v2");
+    h_record_make(&other, "k2", "v2");
     rkb_buf_reset(&out);
     assert_int_equal(rkb_tmpl_expand(tmpl, &other, &out, errstr, sizeof(errstr)), 0);
     assert_string_equal(out.data, "k2-v2");
@@ -199,26 +166,26 @@ static void test_expand_appends(void **state) {
 
 static void test_expand_key(void **state) {
     rkb_record_t rec;
-    make_record(&rec, NULL, "v");
+    h_record_make(&rec, NULL, "v");
     /* Raw key bytes, NUL included. */
     rec.key = "a\0b";
     rec.key_len = 3;
     assert_expands_n("<${key}>", &rec, "<a\0b>", 5);
     rkb_record_clear(&rec);
 
-    make_record(&rec, NULL, "v");
+    h_record_make(&rec, NULL, "v");
     assert_expand_error("${key}", &rec, "${key}: the record key is null");
     assert_expand_error("user:${key.id}", &rec, "${key.id}: the record key is null");
     rkb_record_clear(&rec);
 
     /* A string key with a field token is parsed on demand. */
-    make_record(&rec, "{\"id\":5,\"region\":{\"name\":\"eu\"}}", "v");
+    h_record_make(&rec, "{\"id\":5,\"region\":{\"name\":\"eu\"}}", "v");
     assert_expands("${key.id}/${key.region.name}", &rec, "5/eu");
     assert_expands("${key}", &rec, "{\"id\":5,\"region\":{\"name\":\"eu\"}}");
     assert_expand_error("${key.user}", &rec, "${key.user}: no such field in the key");
     rkb_record_clear(&rec);
 
-    make_record(&rec, "abc", "v");
+    h_record_make(&rec, "abc", "v");
     assert_expand_error("${key.id}", &rec,
                         "${key.id}: key is not JSON: invalid token near 'abc' at position 3");
     rkb_record_clear(&rec);
@@ -241,14 +208,14 @@ static void test_expand_json_key(void **state) {
     char errstr[256];
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         rkb_record_t rec;
-        make_record(&rec, cases[i].key, "v");
+        h_record_make(&rec, cases[i].key, "v");
         assert_int_equal(rkb_convert_record(&json_conv, &string_conv, &rec, errstr, sizeof(errstr)),
                          0);
         assert_expands("${key}", &rec, cases[i].text);
         rkb_record_clear(&rec);
     }
     rkb_record_t rec;
-    make_record(&rec, "null", "v");
+    h_record_make(&rec, "null", "v");
     assert_int_equal(rkb_convert_record(&json_conv, &string_conv, &rec, errstr, sizeof(errstr)), 0);
     assert_expand_error("${key}", &rec, "${key}: the record key is null");
     rkb_record_clear(&rec);
@@ -256,10 +223,10 @@ static void test_expand_json_key(void **state) {
 
 static void test_expand_value_fields(void **state) {
     rkb_record_t rec;
-    make_record(&rec, "k",
-                "{\"userid\":\"User_6\",\"n\":0.1,\"count\":-3,\"ok\":true,\"gone\":null,"
-                "\"geo\":{\"city\":\"Oslo\",\"pos\":[59.9,10.7]},"
-                "\"items\":[{\"sku\":\"A1\"},{\"sku\":\"B2\"}],\"1\":\"one\"}");
+    h_record_make(&rec, "k",
+                  "{\"userid\":\"User_6\",\"n\":0.1,\"count\":-3,\"ok\":true,\"gone\":null,"
+                  "\"geo\":{\"city\":\"Oslo\",\"pos\":[59.9,10.7]},"
+                  "\"items\":[{\"sku\":\"A1\"},{\"sku\":\"B2\"}],\"1\":\"one\"}");
     assert_expands("user:${value.userid}", &rec, "user:User_6");
     assert_expands("${value.n}|${value.count}|${value.ok}", &rec, "0.1|-3|true");
     assert_expands("${value.geo.city}", &rec, "Oslo");
@@ -279,14 +246,14 @@ static void test_expand_value_fields(void **state) {
     rkb_record_clear(&rec);
 
     /* Arrays at the top. */
-    make_record(&rec, "k", "[\"a\",[\"b\",\"c\"]]");
+    h_record_make(&rec, "k", "[\"a\",[\"b\",\"c\"]]");
     assert_expands("${value.0}-${value.1.1}", &rec, "a-c");
     rkb_record_clear(&rec);
 }
 
 static void test_expand_value_whole(void **state) {
     rkb_record_t rec;
-    make_record(&rec, "k", "{ \"a\" : 1 }");
+    h_record_make(&rec, "k", "{ \"a\" : 1 }");
     assert_expands("${value}", &rec, "{ \"a\" : 1 }"); /* the bytes as received */
     rkb_record_clear(&rec);
 
@@ -294,7 +261,7 @@ static void test_expand_value_whole(void **state) {
     static const rkb_converter_t json_conv = {RKB_CONV_JSON, -1};
     static const rkb_converter_t string_conv = {RKB_CONV_STRING, -1};
     char errstr[256];
-    make_record(&rec, "k", "{\"schema\":{\"type\":\"struct\"},\"payload\":{ \"a\" : 1 }}");
+    h_record_make(&rec, "k", "{\"schema\":{\"type\":\"struct\"},\"payload\":{ \"a\" : 1 }}");
     assert_int_equal(rkb_convert_record(&string_conv, &json_conv, &rec, errstr, sizeof(errstr)), 0);
     assert_expands("${value}", &rec, "{\"a\":1}");
     assert_expands("${value.a}", &rec, "1");
@@ -304,13 +271,13 @@ static void test_expand_value_whole(void **state) {
 
 static void test_expand_tombstone_and_not_json(void **state) {
     rkb_record_t rec;
-    make_record(&rec, "k", NULL);
+    h_record_make(&rec, "k", NULL);
     assert_expand_error("${value}", &rec, "${value}: the record is a tombstone");
     assert_expand_error("x:${value.a}", &rec, "${value.a}: the record is a tombstone");
     assert_expands("${key}", &rec, "k");
     rkb_record_clear(&rec);
 
-    make_record(&rec, "k", "plain text");
+    h_record_make(&rec, "k", "plain text");
     assert_expands("${value}", &rec, "plain text");
     assert_expand_error("${value.a}", &rec,
                         "${value.a}: value is not JSON: invalid token near 'plain' at position 5");
@@ -318,14 +285,13 @@ static void test_expand_tombstone_and_not_json(void **state) {
 }
 
 static void test_expand_headers(void **state) {
-    static const header_t headers[] = {
+    static const h_record_header_t headers[] = {
         {"tenant", "old"}, {"tenant", "acme"}, {"empty", ""}, {"nothing", NULL}, {NULL, NULL},
     };
     rkb_record_t rec;
-    make_record(&rec, "k", "v");
+    h_record_make(&rec, "k", "v");
     assert_expand_error("${header.tenant}", &rec, "${header.tenant}: no such header");
-    rec.header_get = headers_get;
-    rec.source = (void *)headers;
+    h_record_set_headers(&rec, headers);
     assert_expands("${header.tenant}:user", &rec, "acme:user");
     assert_expands("[${header.empty}]", &rec, "[]");
     assert_expand_error("${header.x}", &rec, "${header.x}: no such header");

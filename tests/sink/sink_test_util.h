@@ -38,4 +38,23 @@ static inline char *sink_config(h_redis_t *redis, h_broker_t *broker, const char
     return text;
 }
 
+/* Prints what a rkbridge process wrote, for a failing test. */
+static inline void sink_dump_output(h_proc_t *proc) {
+    char *out = h_proc_output(proc);
+    fprintf(stderr, "---- rkbridge output ----\n%s\n-------------------------\n", out);
+    free(out);
+}
+
+/* The committed offsets of group on topic's partitions 0..partitions-1, added up (a partition
+ * with none counts 0). */
+static inline int64_t sink_committed_sum(h_broker_t *broker, const char *group,
+                                         const char *topic, int partitions) {
+    int64_t sum = 0;
+    for (int p = 0; p < partitions; p++) {
+        int64_t off = h_committed(broker, group, topic, p);
+        sum += off < 0 ? 0 : off;
+    }
+    return sum;
+}
+
 #endif

@@ -31,21 +31,6 @@ static int teardown(void **state) {
     return 0;
 }
 
-static void dump_output(h_proc_t *proc) {
-    char *out = h_proc_output(proc);
-    fprintf(stderr, "---- rkbridge output ----\n%s\n-------------------------\n", out);
-    free(out);
-}
-
-static int64_t committed_sum(const char *group, const char *topic, int partitions) {
-    int64_t sum = 0;
-    for (int p = 0; p < partitions; p++) {
-        int64_t off = h_committed(broker, group, topic, p);
-        sum += off < 0 ? 0 : off;
-    }
-    return sum;
-}
-
 /* 100k records over 8 partitions: every one lands as produced, offsets committed to the end. */
 static void test_100k_every_record_lands(void **state) {
     enum { N = 100000 };
@@ -68,9 +53,9 @@ static void test_100k_every_record_lands(void **state) {
 
     bool all = H_WAIT_FOR(h_redis_int(redis, "DBSIZE") >= N, 120000);
     if (!all)
-        dump_output(proc);
+        sink_dump_output(proc);
     assert_true(all);
-    assert_true(H_WAIT_FOR(committed_sum("connect-big", "big", 8) == N, 30000));
+    assert_true(H_WAIT_FOR(sink_committed_sum(broker, "connect-big", "big", 8) == N, 30000));
     assert_int_equal(h_proc_stop(proc, SIGTERM, 30000), 0);
     h_proc_free(proc);
 
@@ -120,7 +105,7 @@ static void test_k1_crash_between_write_and_commit(void **state) {
     h_proc_t *proc = h_rkbridge_run(text, crash_env);
     int status = h_proc_wait(proc, 60000);
     if (status != 128 + SIGKILL)
-        dump_output(proc);
+        sink_dump_output(proc);
     assert_int_equal(status, 128 + SIGKILL);
     h_proc_free(proc);
     int64_t committed = h_committed(broker, "connect-k1", "k1", 0);
@@ -130,7 +115,7 @@ static void test_k1_crash_between_write_and_commit(void **state) {
     free(text);
     bool done = H_WAIT_FOR(h_committed(broker, "connect-k1", "k1", 0) == 10, 60000);
     if (!done)
-        dump_output(proc);
+        sink_dump_output(proc);
     assert_true(done);
     assert_int_equal(h_proc_stop(proc, SIGTERM, 30000), 0);
     h_proc_free(proc);
@@ -189,7 +174,7 @@ static void test_k2_redis_down_no_commit_ahead(void **state) {
     h_redis_restart(redis);
     bool resumed = H_WAIT_FOR(h_committed(broker, "connect-k2", "k2", 0) == 10, 60000);
     if (!resumed)
-        dump_output(proc);
+        sink_dump_output(proc);
     assert_true(resumed);
     for (int i = 0; i < 10; i++) {
         char *v = h_redis_str(redis, "GET k2_%d", i);
@@ -255,8 +240,8 @@ static void test_k5_cooperative_rebalance_no_loss(void **state) {
                                  }),
                                  60000);
     if (!b_assigned) {
-        dump_output(a);
-        dump_output(b);
+        sink_dump_output(a);
+        sink_dump_output(b);
     }
     assert_true(b_assigned);
     feeder.stop = 1;
@@ -265,14 +250,14 @@ static void test_k5_cooperative_rebalance_no_loss(void **state) {
     int total = feeder.produced;
 
     bool all = H_WAIT_FOR(h_redis_int(redis, "SCARD applied:k5") == total &&
-                              committed_sum("connect-k5", "k5", 4) == total,
+                              sink_committed_sum(broker, "connect-k5", "k5", 4) == total,
                           60000);
     if (!all) {
         fprintf(stderr, "produced %d, applied %lld, committed %lld\n", total,
                 h_redis_int(redis, "SCARD applied:k5"),
-                (long long)committed_sum("connect-k5", "k5", 4));
-        dump_output(a);
-        dump_output(b);
+                (long long)sink_committed_sum(broker, "connect-k5", "k5", 4));
+        sink_dump_output(a);
+        sink_dump_output(b);
     }
     assert_true(all);
     char *out = h_proc_output(a);

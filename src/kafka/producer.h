@@ -14,7 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* One header of a record to produce. value NULL = a null header. */
+/* One header of a record to produce. value NULL = a null header; a non-NULL value with len 0
+ * is an empty (not null) one. */
 typedef struct rkb_header_s {
     const char *name;
     const void *value;
@@ -22,7 +23,10 @@ typedef struct rkb_header_s {
 } rkb_header_t;
 
 /* Called once per produced record from rkb_producer_poll/flush: err 0 = delivered, else a
- * librdkafka error code with its text. msg_opaque is what rkb_producer_send was given. */
+ * librdkafka error code with its text. msg_opaque is what rkb_producer_send was given.
+ * Also called from inside rkb_producer_send (while it waits out a full queue) and
+ * rkb_producer_destroy (records it could not deliver: _PURGE_QUEUE / _PURGE_INFLIGHT), always
+ * on the owner's thread. */
 typedef void(rkb_delivery_cb_t)(void *msg_opaque, int err, const char *errstr, void *opaque);
 
 typedef struct rkb_producer_conf_s {
@@ -39,12 +43,12 @@ typedef struct rkb_producer_conf_s {
 typedef struct rkb_producer_s rkb_producer_t;
 
 /* Returns NULL with errstr (naming the kafka.* property at fault when librdkafka rejects one). */
-rkb_producer_t *rkb_producer_new(const rkb_producer_conf_t *conf, char *errstr,
-                                 size_t errstr_size);
+rkb_producer_t *rkb_producer_new(const rkb_producer_conf_t *conf, char *errstr, size_t errstr_size);
 
-/* Queues one record (bytes are copied). partition -1 = by key. timestamp -1 = now. A full local
- * queue is waited out by serving DRs (up to 10 s). Returns 0, or -1 with errstr (unknown topic
- * known to the client, queue still full, fatal producer error); then no DR will come. */
+/* Queues one record (bytes are copied). partition -1 = by key. timestamp -1 = now (0 too:
+ * librdkafka reads 0 as "now"). key/value NULL = null. A full local queue is waited out by
+ * serving DRs (up to 10 s). Returns 0, or -1 with errstr (unknown topic known to the client,
+ * queue still full, fatal producer error); then no DR will come. */
 int rkb_producer_send(rkb_producer_t *p, const char *topic, int32_t partition, const void *key,
                       size_t key_len, const void *value, size_t value_len,
                       const rkb_header_t *headers, size_t header_cnt, int64_t timestamp,
@@ -58,16 +62,18 @@ int rkb_producer_flush(rkb_producer_t *p, int timeout_ms);
 /* Records queued or in flight without a DR yet. */
 int rkb_producer_outstanding(rkb_producer_t *p);
 
-/* Best effort: makes sure topic exists with `partitions` and `replication_factor` (-1 = broker
- * default) through the Admin API; an existing topic is fine. Returns 0, or -1 with errstr when
- * the broker refused (e.g. a broker without CreateTopics, such as the dev broker, which creates
- * topics on first produce instead). */
+/* Best effort: makes sure topic exists with `partitions` (<= 0: 1) and `replication_factor`
+ * (-1 = broker default) through the Admin API; an existing topic is fine. Returns within
+ * timeout_ms: 0, or -1 with errstr when the broker refused or did not answer in time. The dev
+ * broker has no CreateTopics and names no usable controller, so there it always takes the
+ * whole timeout_ms and returns -1 (it creates topics on first produce instead). */
 int rkb_producer_ensure_topic(rkb_producer_t *p, const char *topic, int partitions,
                               int replication_factor, int timeout_ms, char *errstr,
                               size_t errstr_size);
 
 /* Flushes (up to timeout_ms), then frees. Undelivered records get their DR with an error
- * before this returns. NULL is safe. */
+ * (_PURGE_QUEUE, or _PURGE_INFLIGHT when a request was in flight: possibly written) before
+ * this returns. NULL is safe. */
 void rkb_producer_destroy(rkb_producer_t *p, int timeout_ms);
 
 #endif

@@ -279,6 +279,51 @@ void rkb_consumer_release(rkb_record_t *rec) {
     rkb_record_clear(rec);
 }
 
+size_t rkb_consumer_record_headers(const rkb_record_t *rec, rkb_header_t *out, size_t max) {
+    rd_kafka_headers_t *hdrs;
+    if (!rec->source || rd_kafka_message_headers(rec->source, &hdrs))
+        return 0;
+    size_t cnt = rd_kafka_header_cnt(hdrs);
+    for (size_t i = 0; i < cnt && i < max; i++) {
+        const char *name;
+        const void *value;
+        size_t len;
+        if (rd_kafka_header_get_all(hdrs, i, &name, &value, &len))
+            break;
+        out[i].name = name;
+        out[i].value = value;
+        out[i].len = len;
+    }
+    return cnt;
+}
+
+int rkb_consumer_seek(rkb_consumer_t *c, const rkb_toppar_t *parts, size_t cnt) {
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)cnt);
+    for (size_t i = 0; i < cnt; i++)
+        if (parts[i].offset >= 0)
+            rd_kafka_topic_partition_list_add(list, parts[i].topic, parts[i].partition)->offset =
+                parts[i].offset;
+    int rc = 0;
+    if (list->cnt) {
+        rd_kafka_error_t *error = rd_kafka_seek_partitions(c->rk, list, 10000);
+        if (error) {
+            rkb_log_error(c->component, "seek failed: %s", rd_kafka_error_string(error));
+            rd_kafka_error_destroy(error);
+            rc = -1;
+        }
+        for (int i = 0; i < list->cnt; i++) {
+            if (list->elems[i].err) {
+                rkb_log_error(c->component, "seek %s[%d] to %lld: %s", list->elems[i].topic,
+                              list->elems[i].partition, (long long)list->elems[i].offset,
+                              rd_kafka_err2str(list->elems[i].err));
+                rc = -1;
+            }
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+    return rc;
+}
+
 void rkb_consumer_store(rkb_consumer_t *c, const rkb_toppar_t *parts, size_t cnt) {
     if (!cnt)
         return;

@@ -17,6 +17,7 @@
 #ifndef RKB_KAFKA_CONSUMER_H
 #define RKB_KAFKA_CONSUMER_H
 
+#include "kafka/producer.h"
 #include "record/record.h"
 
 #include <stdbool.h>
@@ -73,6 +74,14 @@ size_t rkb_consumer_poll(rkb_consumer_t *c, rkb_record_t *recs, size_t *cnt, siz
                          int timeout_ms);
 /* Gives a record's message back to librdkafka and clears the record. */
 void rkb_consumer_release(rkb_record_t *rec);
+
+/* The headers of a record that came from rkb_consumer_poll, in order, into out (up to max;
+ * they view the message's memory). Returns how many the record has (may exceed max). */
+size_t rkb_consumer_record_headers(const rkb_record_t *rec, rkb_header_t *out, size_t max);
+
+/* Moves the fetch position of assigned partitions to parts[i].offset (absolute offsets only;
+ * entries with a negative offset are left alone). Returns 0 or -1 (logged). */
+int rkb_consumer_seek(rkb_consumer_t *c, const rkb_toppar_t *parts, size_t cnt);
 
 /* Stores next offsets (parts[i].offset) to be committed. A partition no longer assigned is
  * skipped (librdkafka refuses it with _STATE; that is expected after a revocation). */

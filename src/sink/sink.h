@@ -25,6 +25,7 @@ typedef struct rkb_sink_stats_s {
     _Atomic uint64_t records_written; /* acknowledged by Redis and stored for commit */
     _Atomic uint64_t records_skipped; /* nothing to write (e.g. a tombstone on a STREAM) */
     _Atomic uint64_t records_failed;  /* could not be written (data errors) */
+    _Atomic uint64_t records_dead_lettered; /* of those, acknowledged by the dead-letter topic */
     _Atomic uint64_t batches;         /* pipelines sent */
     _Atomic uint64_t retries;         /* transient failures retried */
 } rkb_sink_stats_t;

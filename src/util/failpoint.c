@@ -38,6 +38,11 @@ static bool armed(const char *name, int64_t value) {
     return false;
 }
 
+bool rkb_failpoint_armed(const char *name, int64_t value) {
+    pthread_once(&once, load);
+    return spec && armed(name, value);
+}
+
 void rkb_failpoint(const char *name, int64_t value) {
     pthread_once(&once, load);
     if (!spec || !armed(name, value))

@@ -7,13 +7,20 @@
  * Failpoints in the code (see SEMANTICS.md §9):
  *   crash_after_redis_apply   sink: Redis acknowledged a batch, before its offsets are stored;
  *                             value = the highest offset in the batch
+ *   crash_mid_batch           sink: only the first half of a batch's pipeline was sent and
+ *                             acknowledged; value = the highest offset in the batch
+ *   crash_after_dlq_produce   sink: the dead-letter topic acknowledged a record, before its
+ *                             offset is stored; value = that record's offset
  * Unset, it costs one branch on a cached flag.
  */
 #ifndef RKB_UTIL_FAILPOINT_H
 #define RKB_UTIL_FAILPOINT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 void rkb_failpoint(const char *name, int64_t value);
+/* True if rkb_failpoint(name, value) would fire (for failpoints that must prepare first). */
+bool rkb_failpoint_armed(const char *name, int64_t value);
 
 #endif

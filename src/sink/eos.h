@@ -22,6 +22,7 @@
 
 #include "redis/redis.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,7 +48,8 @@ void rkb_eos_call_begin(rkb_eos_call_t *call, const char *offset_key);
 /* Adds a record: its offset and the commands [first, first + cnt) of from (cnt may be 0). */
 void rkb_eos_call_add(rkb_eos_call_t *call, int64_t offset, const rkb_cmds_t *from, size_t first,
                       int cnt);
-/* Appends the EVALSHA command to out. */
+/* Appends the EVALSHA command to out (EVAL with the script text if no rkb_eos_load has
+ * succeeded yet in this process). */
 void rkb_eos_call_end(rkb_eos_call_t *call, rkb_cmds_t *out);
 
 /* What one call did, from its reply. */
@@ -57,11 +59,20 @@ typedef struct rkb_eos_result_s {
     int64_t bad_offset;   /* offset of the record that failed its checks, or -1 */
     char bad_reason[512]; /* why, e.g. "WRONGTYPE key 'x' holds a list, HSET needs a hash" */
 } rkb_eos_result_t;
+/* bad_reason is either a check of the script ("WRONGTYPE key ...", "key 'k' holds 'abc', not an
+ * integer (INCRBY)": a data error) or, for a command that failed when run, Redis's own error
+ * message first ("OOM command not allowed ... (HSET 'k')"), so rkb_redis_error_is_transient
+ * (bad_reason) tells a retry from a data error. In the second case only, earlier commands of that
+ * same record stay applied (the writer puts the command that can fail first). */
 
 /* Parses a call's reply. Returns 0, or -1 with errstr for an error reply (NOSCRIPT, BUSY,
  * LOADING, ...: see rkb_redis_error_is_transient) or a reply of the wrong shape. */
 int rkb_eos_parse_reply(const redisReply *reply, rkb_eos_result_t *result, char *errstr,
                         size_t errstr_size);
+
+/* True when msg (rkb_eos_parse_reply's errstr) says the server does not know the script (a
+ * restarted or flushed Redis): rkb_eos_load, then send the same call again. */
+bool rkb_eos_error_is_noscript(const char *msg);
 
 /* Reads the stored next offsets of partitions (pipelined GETs, one per partition, so keys in
  * different Redis Cluster slots are fine). offsets[i] = -1 where none is

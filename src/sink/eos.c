@@ -1,0 +1,529 @@
+/*
+ * eos.c — exactly-once into Redis (eos.h): the Lua script that applies a partition's records and
+ * advances its offset in one atomic step, the EVALSHA calls that carry the records to it, and
+ * the reads of the stored offsets at assignment.
+ *
+ * Data path: the sink's writer encodes each record into commands (in_transaction mode: no
+ * MULTI/EXEC of its own); a call copies them, record by record, into the arguments of one
+ * EVALSHA; redis/ sends it; the script skips what is already applied, checks and runs the rest
+ * and stores the next offset; rkb_eos_parse_reply tells the sink what happened.
+ *
+ * The call, as the script reads it:
+ *
+ *     EVALSHA sha numkeys  offset_key data_key...  record_count  record...
+ *
+ *     KEYS[1]    the partition's offset key (a string holding the next offset, decimal)
+ *     KEYS[2..]  every distinct data key the commands touch: argv[1] of each command but
+ *                PUBLISH (whose argv[1] is a channel). Declared for Redis Cluster; the script
+ *                itself reads the keys from the commands.
+ *     ARGV       record_count, then per record, in ascending offset order:
+ *                    offset  command_count  (argc  arg_1 .. arg_argc) x command_count
+ *                e.g. two records, the second with no command:
+ *                    2  7 2  4 HINCRBY cnt u1 1  3 EXPIRE cnt 60  8 0
+ *
+ * The reply is {applied, next_offset, bad_offset, reason}: bad_offset -1 and reason "" when every
+ * record was applied or skipped.
+ *
+ * @locality a call belongs to one sink task thread. The script's SHA is process-wide (every
+ * server gives the same text the same SHA) and guarded by sha_lock.
+ */
+#include "sink/eos.h"
+
+#include "util/util.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* The offset key; the partition is the hash tag (see eos.h). */
+#define OFFSET_KEY_FORMAT "rkbridge:offset:{%s:%" PRId32 "}:%s"
+
+/* User text quoted in a message is cut to this many bytes. */
+#define QUOTE_MAX 64
+
+/*
+ * The apply script (SEMANTICS.md §2.4). Redis runs it atomically, but does not undo the writes
+ * made before an error inside it (§2.3): so every command of a record is checked against the
+ * current types and values before the first of them runs, and commands run with redis.pcall, so
+ * that even a failure the checks cannot foresee (OOM, an INCRBY overflow, a module command that
+ * refuses its arguments) stops the script with the offset stored next to what was written,
+ * instead of raising with earlier records applied and the offset not advanced — a replay would
+ * then apply them twice. Such a failure is the one case where the earlier commands of the same
+ * record stay applied: the writer puts the command that can fail first in every record (the
+ * write, then EXPIRE), so in practice nothing of the record is written.
+ *
+ * Numbers: Lua's are doubles, exact for offsets up to 2^53; offsets are formatted with '%d'
+ * (never "1e+15") and returned as integer replies.
+ */
+static const char apply_script[] =
+    "-- rkbridge exactly-once apply: the KEYS/ARGV layout is described in src/sink/eos.c.\n"
+    "local offset_key = KEYS[1]\n"
+    "\n"
+    "local function quote(s)\n"
+    "  if #s > 64 then return \"'\" .. string.sub(s, 1, 64) .. \"...'\" end\n"
+    "  return \"'\" .. s .. \"'\"\n"
+    "end\n"
+    "\n"
+    "-- Redis's own integer rule: optional '-', no leading zero, fits in 64 bits.\n"
+    "local function is_integer(s)\n"
+    "  if s == '0' then return true end\n"
+    "  local digits = string.match(s, '^%-?([1-9]%d*)$')\n"
+    "  if not digits then return false end\n"
+    "  if #digits ~= 19 then return #digits < 19 end\n"
+    "  local limit = '9223372036854775807'\n"
+    "  if string.sub(s, 1, 1) == '-' then limit = '9223372036854775808' end\n"
+    "  for i = 1, 19 do\n"
+    "    local a, b = string.byte(digits, i), string.byte(limit, i)\n"
+    "    if a ~= b then return a < b end\n"
+    "  end\n"
+    "  return true\n"
+    "end\n"
+    "\n"
+    "-- A number the float commands accept: no blank or NUL (tonumber would skip them), not NaN,\n"
+    "-- and finite unless allow_inf (ZADD takes inf, INCRBYFLOAT cannot reach it).\n"
+    "local function is_number(s, allow_inf)\n"
+    "  if string.find(s, '[%s%z]') then return false end\n"
+    "  local n = tonumber(s)\n"
+    "  if not n or n ~= n then return false end\n"
+    "  return allow_inf or (n ~= math.huge and n ~= -math.huge)\n"
+    "end\n"
+    "\n"
+    "local type_names = {string = 'a string', list = 'a list', set = 'a set',\n"
+    "  zset = 'a sorted set', hash = 'a hash', stream = 'a stream'}\n"
+    "local function type_name(t)\n"
+    "  return type_names[t] or ('a value of type ' .. quote(t))\n"
+    "end\n"
+    "\n"
+    "-- Why the command's key cannot take it (nil: absent, or of type want).\n"
+    "local function wrong_type(argv, want)\n"
+    "  local t = redis.call('TYPE', argv[2]).ok\n"
+    "  if t == 'none' or t == want then return nil end\n"
+    "  return 'WRONGTYPE key ' .. quote(argv[2]) .. ' holds ' .. type_name(t) .. ', ' ..\n"
+    "    string.upper(argv[1]) .. ' needs ' .. type_name(want)\n"
+    "end\n"
+    "\n"
+    "-- INCRBY/INCRBYFLOAT key n (want 'string') and HINCRBY/HINCRBYFLOAT key field n ('hash').\n"
+    "local function check_counter(argv, want, integer)\n"
+    "  local reason = wrong_type(argv, want)\n"
+    "  if reason then return reason end\n"
+    "  local valid = integer and is_integer or is_number\n"
+    "  local kind = integer and 'an integer' or 'a number'\n"
+    "  local name = string.upper(argv[1])\n"
+    "  local current, where, increment\n"
+    "  if want == 'hash' then\n"
+    "    if not argv[3] then return nil end -- the arity error comes from running it\n"
+    "    current = redis.call('HGET', argv[2], argv[3])\n"
+    "    where = 'field ' .. quote(argv[3]) .. ' of key ' .. quote(argv[2])\n"
+    "    increment = argv[4]\n"
+    "  else\n"
+    "    current = redis.call('GET', argv[2])\n"
+    "    where = 'key ' .. quote(argv[2])\n"
+    "    increment = argv[3]\n"
+    "  end\n"
+    "  if current and not valid(current) then\n"
+    "    return where .. ' holds ' .. quote(current) .. ', not ' .. kind .. ' (' .. name .. ')'\n"
+    "  end\n"
+    "  if increment and not valid(increment) then\n"
+    "    return 'increment ' .. quote(increment) .. ' is not ' .. kind .. ' (' .. name .. ')'\n"
+    "  end\n"
+    "  return nil\n"
+    "end\n"
+    "\n"
+    "local zadd_flags = {NX = true, XX = true, GT = true, LT = true, CH = true, INCR = true}\n"
+    "local function check_zadd(argv)\n"
+    "  local reason = wrong_type(argv, 'zset')\n"
+    "  if reason then return reason end\n"
+    "  local i = 3\n"
+    "  while argv[i] and zadd_flags[string.upper(argv[i])] do i = i + 1 end\n"
+    "  while argv[i] do\n"
+    "    if not is_number(argv[i], true) then\n"
+    "      return 'score ' .. quote(argv[i]) .. ' is not a number (ZADD)'\n"
+    "    end\n"
+    "    i = i + 2\n"
+    "  end\n"
+    "  return nil\n"
+    "end\n"
+    "\n"
+    "local function of_type(want)\n"
+    "  return function(argv) return wrong_type(argv, want) end\n"
+    "end\n"
+    "\n"
+    "-- By command name; SET, DEL, EXPIRE, PUBLISH, module commands (JSON.SET, TS.ADD, TS.DEL:\n"
+    "-- their types cannot be checked from here) and anything else have no check and fail, if\n"
+    "-- they do, when run.\n"
+    "local checks = {\n"
+    "  HSET = of_type('hash'),\n"
+    "  HINCRBY = function(argv) return check_counter(argv, 'hash', true) end,\n"
+    "  HINCRBYFLOAT = function(argv) return check_counter(argv, 'hash', false) end,\n"
+    "  INCRBY = function(argv) return check_counter(argv, 'string', true) end,\n"
+    "  INCRBYFLOAT = function(argv) return check_counter(argv, 'string', false) end,\n"
+    "  RPUSH = of_type('list'), LPUSH = of_type('list'), LREM = of_type('list'),\n"
+    "  SADD = of_type('set'), SREM = of_type('set'),\n"
+    "  ZADD = check_zadd, ZREM = of_type('zset'),\n"
+    "  XADD = of_type('stream'),\n"
+    "}\n"
+    "\n"
+    "-- unpack() cannot pass more values than the Lua C stack holds (8000).\n"
+    "local max_argc = 7900\n"
+    "\n"
+    "local function check(argv)\n"
+    "  if #argv > max_argc then\n"
+    "    return string.upper(argv[1]) .. ' has ' .. #argv ..\n"
+    "      ' arguments, more than the exactly-once script can pass (' .. max_argc .. ')'\n"
+    "  end\n"
+    "  local check_one = checks[string.upper(argv[1])]\n"
+    "  if argv[2] and check_one then return check_one(argv) end\n"
+    "  return nil\n"
+    "end\n"
+    "\n"
+    "-- Runs a checked command; a failure is Redis's message first (so that the caller can tell\n"
+    "-- OOM from a data error), then what failed.\n"
+    "local function run(argv)\n"
+    "  local reply = redis.pcall(unpack(argv))\n"
+    "  if type(reply) == 'table' and reply.err then\n"
+    "    local what = string.upper(argv[1])\n"
+    "    if argv[2] then what = what .. ' ' .. quote(argv[2]) end\n"
+    "    return reply.err .. ' (' .. what .. ')'\n"
+    "  end\n"
+    "  return nil\n"
+    "end\n"
+    "\n"
+    "local next_offset = -1\n"
+    "local stored = redis.call('GET', offset_key)\n"
+    "if stored then\n"
+    "  if not is_integer(stored) or string.sub(stored, 1, 1) == '-' then\n"
+    "    return redis.error_reply('ERR rkbridge offset key ' .. quote(offset_key) ..\n"
+    "      ' holds ' .. quote(stored) .. ', not an offset')\n"
+    "  end\n"
+    "  next_offset = tonumber(stored)\n"
+    "end\n"
+    "local stored_offset = next_offset\n"
+    "local function store(offset)\n"
+    "  if offset ~= stored_offset then\n"
+    "    redis.call('SET', offset_key, string.format('%d', offset))\n"
+    "  end\n"
+    "end\n"
+    "\n"
+    "local applied = 0\n"
+    "local pos = 2\n"
+    "for _ = 1, tonumber(ARGV[1]) do\n"
+    "  local offset, command_count = tonumber(ARGV[pos]), tonumber(ARGV[pos + 1])\n"
+    "  pos = pos + 2\n"
+    "  local commands = {}\n"
+    "  for c = 1, command_count do\n"
+    "    local argc = tonumber(ARGV[pos])\n"
+    "    local argv = {}\n"
+    "    for j = 1, argc do argv[j] = ARGV[pos + j] end\n"
+    "    pos = pos + 1 + argc\n"
+    "    commands[c] = argv\n"
+    "  end\n"
+    "  -- Below the stored offset: applied before (a replay, or a zombie writer).\n"
+    "  if offset >= next_offset then\n"
+    "    local reason\n"
+    "    for c = 1, command_count do\n"
+    "      reason = check(commands[c])\n"
+    "      if reason then break end\n"
+    "    end\n"
+    "    if not reason then\n"
+    "      for c = 1, command_count do\n"
+    "        reason = run(commands[c])\n"
+    "        if reason then break end\n"
+    "      end\n"
+    "    end\n"
+    "    if reason then\n"
+    "      store(offset)\n"
+    "      return {applied, offset, offset, reason}\n"
+    "    end\n"
+    "    applied = applied + 1\n"
+    "    next_offset = offset + 1\n"
+    "  end\n"
+    "end\n"
+    "store(next_offset)\n"
+    "return {applied, next_offset, -1, ''}\n";
+
+static pthread_mutex_t sha_lock = PTHREAD_MUTEX_INITIALIZER;
+static char script_sha[41]; /* "" until the first SCRIPT LOAD answered */
+
+const char *rkb_eos_offset_key(const char *ns, const char *topic, int32_t partition, char *out,
+                               size_t size) {
+    snprintf(out, size, OFFSET_KEY_FORMAT, topic, partition, ns);
+    return out;
+}
+
+bool rkb_eos_error_is_noscript(const char *msg) {
+    return msg && !strncmp(msg, "NOSCRIPT", 8) && (msg[8] == ' ' || msg[8] == '\0');
+}
+
+/* Error replies the caller cannot fix by retrying map to PROTO; NOPERM (an ACL user without
+ * EVALSHA/SCRIPT) to AUTH, as at connect. */
+static int error_code(const char *msg) {
+    if (rkb_redis_error_is_transient(msg))
+        return RKB_REDIS_ERR_IO;
+    if (!strncmp(msg, "NOPERM", 6) || !strncmp(msg, "NOAUTH", 6))
+        return RKB_REDIS_ERR_AUTH;
+    return RKB_REDIS_ERR_PROTO;
+}
+
+int rkb_eos_load(rkb_redis_t *redis, char *errstr, size_t errstr_size) {
+    const char *argv[] = {"SCRIPT", "LOAD", apply_script};
+    const size_t argvlen[] = {6, 4, sizeof(apply_script) - 1};
+    redisReply *reply = rkb_redis_command(redis, 3, argv, argvlen, errstr, errstr_size);
+    if (!reply)
+        return RKB_REDIS_ERR_IO;
+    int err = RKB_REDIS_OK;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        err = error_code(reply->str);
+        snprintf(errstr, errstr_size, "SCRIPT LOAD of the exactly-once script failed: %s",
+                 reply->str);
+    } else if (reply->type != REDIS_REPLY_STRING || reply->len != 40) {
+        err = RKB_REDIS_ERR_PROTO;
+        snprintf(errstr, errstr_size,
+                 "SCRIPT LOAD of the exactly-once script: unexpected reply (type %d)", reply->type);
+    } else {
+        pthread_mutex_lock(&sha_lock);
+        memcpy(script_sha, reply->str, 40);
+        script_sha[40] = '\0';
+        pthread_mutex_unlock(&sha_lock);
+    }
+    freeReplyObject(reply);
+    return err;
+}
+
+/* ---- Calls -------------------------------------------------------------------------------- */
+
+struct rkb_eos_call_s {
+    rkb_buf_t offset_key;
+    /* One entry per record: its ARGV words (offset, command count, then argc and the
+     * arguments of each command). Entries, not one long command, so that the arena's own
+     * arrays say where each word is. */
+    rkb_cmds_t *records;
+    /* One entry per distinct data key, in the order first seen. */
+    rkb_cmds_t *keys;
+    /* Open addressing over keys: slot = entry index + 1, 0 = empty. Power-of-two size, kept
+     * at most half full. */
+    size_t *key_slots;
+    size_t key_slots_cnt;
+};
+
+rkb_eos_call_t *rkb_eos_call_new(void) {
+    rkb_eos_call_t *call = rkb_calloc(1, sizeof(*call));
+    rkb_buf_init(&call->offset_key);
+    call->records = rkb_cmds_new();
+    call->keys = rkb_cmds_new();
+    call->key_slots_cnt = 64;
+    call->key_slots = rkb_calloc(call->key_slots_cnt, sizeof(*call->key_slots));
+    return call;
+}
+
+void rkb_eos_call_destroy(rkb_eos_call_t *call) {
+    if (!call)
+        return;
+    rkb_buf_free(&call->offset_key);
+    rkb_cmds_destroy(call->records);
+    rkb_cmds_destroy(call->keys);
+    free(call->key_slots);
+    free(call);
+}
+
+void rkb_eos_call_begin(rkb_eos_call_t *call, const char *offset_key) {
+    rkb_buf_reset(&call->offset_key);
+    rkb_buf_appends(&call->offset_key, offset_key);
+    rkb_cmds_reset(call->records);
+    rkb_cmds_reset(call->keys);
+    memset(call->key_slots, 0, call->key_slots_cnt * sizeof(*call->key_slots));
+}
+
+/* FNV-1a. */
+static uint64_t key_hash(const char *data, size_t len) {
+    uint64_t hash = 14695981039346656037ULL;
+    for (size_t i = 0; i < len; i++) {
+        hash ^= (unsigned char)data[i];
+        hash *= 1099511628211ULL;
+    }
+    return hash;
+}
+
+/* The slot that holds key, or the empty slot where it belongs. */
+static size_t key_slot(const rkb_eos_call_t *call, const char *data, size_t len) {
+    size_t mask = call->key_slots_cnt - 1;
+    for (size_t slot = key_hash(data, len) & mask;; slot = (slot + 1) & mask) {
+        size_t entry = call->key_slots[slot];
+        if (!entry)
+            return slot;
+        size_t entry_len;
+        const char *entry_data = rkb_cmds_argv(call->keys, entry - 1, 0, &entry_len);
+        if (entry_len == len && !memcmp(entry_data, data, len))
+            return slot;
+    }
+}
+
+static void keys_grow(rkb_eos_call_t *call) {
+    free(call->key_slots);
+    call->key_slots_cnt *= 2;
+    call->key_slots = rkb_calloc(call->key_slots_cnt, sizeof(*call->key_slots));
+    size_t cnt = rkb_cmds_count(call->keys);
+    for (size_t i = 0; i < cnt; i++) {
+        size_t len;
+        const char *data = rkb_cmds_argv(call->keys, i, 0, &len);
+        call->key_slots[key_slot(call, data, len)] = i + 1;
+    }
+}
+
+static void key_add(rkb_eos_call_t *call, const char *data, size_t len) {
+    size_t slot = key_slot(call, data, len);
+    if (call->key_slots[slot])
+        return;
+    rkb_cmds_begin(call->keys);
+    rkb_cmds_arg(call->keys, data, len);
+    size_t entry = rkb_cmds_end(call->keys);
+    call->key_slots[slot] = entry + 1;
+    if ((entry + 1) * 2 > call->key_slots_cnt)
+        keys_grow(call);
+}
+
+/* PUBLISH's argv[1] is a channel; every other command the writer emits has its key there. */
+static bool has_key(const char *name, size_t len) {
+    return !(len == 7 && !strncasecmp(name, "PUBLISH", 7));
+}
+
+void rkb_eos_call_add(rkb_eos_call_t *call, int64_t offset, const rkb_cmds_t *from, size_t first,
+                      int cnt) {
+    rkb_cmds_t *records = call->records;
+    rkb_cmds_begin(records);
+    rkb_cmds_arg_int(records, offset);
+    rkb_cmds_arg_int(records, cnt);
+    for (size_t i = first; i < first + (size_t)cnt; i++) {
+        int argc = rkb_cmds_argc(from, i);
+        rkb_cmds_arg_int(records, argc);
+        for (int j = 0; j < argc; j++) {
+            size_t len;
+            const char *data = rkb_cmds_argv(from, i, j, &len);
+            rkb_cmds_arg(records, data, len);
+        }
+        size_t name_len, key_len;
+        const char *name = rkb_cmds_argv(from, i, 0, &name_len);
+        if (argc > 1 && has_key(name, name_len)) {
+            const char *key = rkb_cmds_argv(from, i, 1, &key_len);
+            key_add(call, key, key_len);
+        }
+    }
+    rkb_cmds_end(records);
+}
+
+/* Without a loaded SHA (no rkb_eos_load yet) the call carries the script itself: EVAL also
+ * caches it, and the result is the same. */
+void rkb_eos_call_end(rkb_eos_call_t *call, rkb_cmds_t *out) {
+    char sha[sizeof(script_sha)];
+    pthread_mutex_lock(&sha_lock);
+    memcpy(sha, script_sha, sizeof(sha));
+    pthread_mutex_unlock(&sha_lock);
+
+    size_t key_cnt = rkb_cmds_count(call->keys);
+    size_t record_cnt = rkb_cmds_count(call->records);
+    rkb_cmds_begin(out);
+    if (*sha) {
+        rkb_cmds_args(out, "EVALSHA");
+        rkb_cmds_args(out, sha);
+    } else {
+        rkb_cmds_args(out, "EVAL");
+        rkb_cmds_arg(out, apply_script, sizeof(apply_script) - 1);
+    }
+    rkb_cmds_arg_int(out, (int64_t)(1 + key_cnt));
+    rkb_cmds_arg(out, call->offset_key.data, call->offset_key.len);
+    for (size_t i = 0; i < key_cnt; i++) {
+        size_t len;
+        const char *data = rkb_cmds_argv(call->keys, i, 0, &len);
+        rkb_cmds_arg(out, data, len);
+    }
+    rkb_cmds_arg_int(out, (int64_t)record_cnt);
+    for (size_t i = 0; i < record_cnt; i++) {
+        int argc = rkb_cmds_argc(call->records, i);
+        for (int j = 0; j < argc; j++) {
+            size_t len;
+            const char *data = rkb_cmds_argv(call->records, i, j, &len);
+            rkb_cmds_arg(out, data, len);
+        }
+    }
+    rkb_cmds_end(out);
+}
+
+int rkb_eos_parse_reply(const redisReply *reply, rkb_eos_result_t *result, char *errstr,
+                        size_t errstr_size) {
+    if (!reply) {
+        snprintf(errstr, errstr_size, "exactly-once script: no reply");
+        return -1;
+    }
+    if (reply->type == REDIS_REPLY_ERROR) {
+        /* As Redis said it, so that the caller can classify it (NOSCRIPT, BUSY, ...). */
+        snprintf(errstr, errstr_size, "%s", reply->str);
+        return -1;
+    }
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4 ||
+        reply->element[0]->type != REDIS_REPLY_INTEGER ||
+        reply->element[1]->type != REDIS_REPLY_INTEGER ||
+        reply->element[2]->type != REDIS_REPLY_INTEGER ||
+        reply->element[3]->type != REDIS_REPLY_STRING) {
+        snprintf(errstr, errstr_size,
+                 "exactly-once script: unexpected reply (type %d, %zu elements), want "
+                 "{applied, next offset, bad offset, reason}",
+                 reply->type, reply->type == REDIS_REPLY_ARRAY ? reply->elements : (size_t)0);
+        return -1;
+    }
+    result->applied = reply->element[0]->integer;
+    result->next_offset = reply->element[1]->integer;
+    result->bad_offset = reply->element[2]->integer;
+    snprintf(result->bad_reason, sizeof(result->bad_reason), "%.*s", (int)reply->element[3]->len,
+             reply->element[3]->str);
+    return 0;
+}
+
+/* ---- Offsets at assignment ---------------------------------------------------------------- */
+
+/* The offset stored in one GET reply: -1 for none. */
+static int parse_offset(const redisReply *reply, const char *key, int64_t *offset, char *errstr,
+                        size_t errstr_size) {
+    if (reply->type == REDIS_REPLY_NIL) {
+        *offset = -1;
+        return RKB_REDIS_OK;
+    }
+    if (reply->type == REDIS_REPLY_ERROR) {
+        snprintf(errstr, errstr_size, "reading offset key '%s': %s", key, reply->str);
+        return error_code(reply->str);
+    }
+    if (reply->type == REDIS_REPLY_STRING && strlen(reply->str) == reply->len &&
+        !rkb_parse_int64(reply->str, 0, INT64_MAX, offset))
+        return RKB_REDIS_OK;
+    if (reply->type == REDIS_REPLY_STRING)
+        snprintf(errstr, errstr_size, "offset key '%s' holds '%.*s', not an offset", key,
+                 (int)(reply->len < QUOTE_MAX ? reply->len : QUOTE_MAX), reply->str);
+    else
+        snprintf(errstr, errstr_size, "offset key '%s': unexpected reply (type %d)", key,
+                 reply->type);
+    return RKB_REDIS_ERR_PROTO;
+}
+
+int rkb_eos_read_offsets(rkb_redis_t *redis, const char *ns, const char *const *topics,
+                         const int32_t *partitions, size_t cnt, int64_t *offsets, char *errstr,
+                         size_t errstr_size) {
+    if (!cnt)
+        return RKB_REDIS_OK;
+    rkb_cmds_t *cmds = rkb_cmds_new();
+    for (size_t i = 0; i < cnt; i++) {
+        rkb_cmds_begin(cmds);
+        rkb_cmds_args(cmds, "GET");
+        rkb_cmds_argf(cmds, OFFSET_KEY_FORMAT, topics[i], partitions[i], ns);
+        rkb_cmds_end(cmds);
+    }
+    redisReply **replies = rkb_calloc(cnt, sizeof(*replies));
+    int err = rkb_redis_pipeline(redis, cmds, replies, errstr, errstr_size);
+    for (size_t i = 0; i < cnt && !err; i++)
+        err = parse_offset(replies[i], rkb_cmds_argv(cmds, i, 1, NULL), &offsets[i], errstr,
+                           errstr_size);
+    rkb_redis_replies_free(replies, cnt);
+    free(replies);
+    rkb_cmds_destroy(cmds);
+    return err;
+}

@@ -117,11 +117,14 @@ static void test_type_names(void **state) {
     assert_int_equal(type, RKB_TYPE_TIMESERIES);
     assert_int_equal(rkb_redis_type_parse("PUBSUB", &type), 0);
     assert_int_equal(type, RKB_TYPE_PUBSUB);
+    assert_int_equal(rkb_redis_type_parse("counter", &type), 0);
+    assert_int_equal(type, RKB_TYPE_COUNTER);
     assert_int_equal(rkb_redis_type_parse("HSET", &type), -1);
     assert_int_equal(rkb_redis_type_parse("", &type), -1);
     assert_string_equal(rkb_redis_type_name(RKB_TYPE_STRING), "STRING");
     assert_string_equal(rkb_redis_type_name(RKB_TYPE_ZSET), "ZSET");
     assert_string_equal(rkb_redis_type_name(RKB_TYPE_PUBSUB), "PUBSUB");
+    assert_string_equal(rkb_redis_type_name(RKB_TYPE_COUNTER), "COUNTER");
 }
 
 static void test_string(void **state) {
@@ -788,6 +791,232 @@ static void test_pubsub(void **state) {
     rkb_writer_destroy(w);
 }
 
+/* COUNTER: the increment (the whole value by default) picks INCRBY for an integer and
+ * INCRBYFLOAT for a decimal, in its shortest round-trip spelling. */
+static void test_counter(void **state) {
+    rkb_writer_conf_t wc = default_conf(RKB_TYPE_COUNTER);
+    rkb_writer_t *w = new_writer(&wc);
+    rkb_cmds_t *cmds = new_batch();
+    rkb_record_t rec;
+
+    static const struct {
+        const char *value;
+        const char *command;
+        const char *increment;
+    } increments[] = {
+        {"5", "INCRBY", "5"},
+        {"-3", "INCRBY", "-3"},
+        {"+7", "INCRBY", "7"},
+        {"0", "INCRBY", "0"},
+        {"9223372036854775807", "INCRBY", "9223372036854775807"},
+        {"2.5", "INCRBYFLOAT", "2.5"},
+        {"0.1", "INCRBYFLOAT", "0.1"},
+        {"-0.000125", "INCRBYFLOAT", "-0.000125"},
+        {"1e3", "INCRBYFLOAT", "1000"},
+        {"1.0", "INCRBYFLOAT", "1"},
+        /* Past 64 bits an integer is only a decimal any more. */
+        {"99999999999999999999", "INCRBYFLOAT", "1e+20"},
+    };
+    size_t i = 1;
+    for (size_t j = 0; j < RKB_ARRAY_SIZE(increments); j++, i++) {
+        h_record_make(&rec, "k1", increments[j].value);
+        encode(w, &rec, cmds, 1);
+        expect_cmd(cmds, i, increments[j].command, "orders", increments[j].increment, NULL);
+        rkb_record_clear(&rec);
+    }
+
+    /* The key is the keyspace, so a null key is fine. */
+    h_record_make(&rec, NULL, "1");
+    encode(w, &rec, cmds, 1);
+    expect_cmd(cmds, i++, "INCRBY", "orders", "1", NULL);
+    rkb_record_clear(&rec);
+
+    /* A tombstone has nothing to take back. */
+    h_record_make(&rec, "k1", NULL);
+    encode(w, &rec, cmds, 0);
+    rkb_record_clear(&rec);
+
+    static const char *const not_numbers[] = {"abc", "", "1.5x", "inf", "nan", "1e999", " "};
+    for (size_t j = 0; j < RKB_ARRAY_SIZE(not_numbers); j++) {
+        char want[128];
+        snprintf(want, sizeof(want), "redis.increment: '%s' is not a number", not_numbers[j]);
+        h_record_make(&rec, "k1", not_numbers[j]);
+        encode_error(w, &rec, cmds, want);
+        rkb_record_clear(&rec);
+    }
+    h_record_make(&rec, "k1", "{\"n\":1}");
+    encode_error(w, &rec, cmds, "redis.increment: '{\"n\":1}' is not a number");
+    rkb_record_clear(&rec);
+    rkb_writer_destroy(w);
+
+    /* A keyspace template names the counter. */
+    wc.keyspace = "clicks:${key}";
+    w = new_writer(&wc);
+    h_record_make(&rec, "page7", "2");
+    encode(w, &rec, cmds, 1);
+    expect_cmd(cmds, i++, "INCRBY", "clicks:page7", "2", NULL);
+    rkb_record_clear(&rec);
+
+    rkb_cmds_destroy(cmds);
+    rkb_writer_destroy(w);
+}
+
+/* COUNTER with redis.hash.field: HINCRBY/HINCRBYFLOAT; templates for key, field and increment,
+ * and their errors named by config key. */
+static void test_counter_hash_field(void **state) {
+    rkb_writer_conf_t wc = default_conf(RKB_TYPE_COUNTER);
+    wc.key_template = "views:${value.user}";
+    wc.hash_field = "${value.page}";
+    wc.increment = "${value.n}";
+    rkb_writer_t *w = new_writer(&wc);
+    rkb_cmds_t *cmds = new_batch();
+    rkb_record_t rec;
+
+    h_record_make(&rec, NULL, "{\"user\":\"u1\",\"page\":\"/home\",\"n\":2}");
+    encode(w, &rec, cmds, 1);
+    expect_cmd(cmds, 1, "HINCRBY", "views:u1", "/home", "2", NULL);
+    rkb_record_clear(&rec);
+    h_record_make(&rec, NULL, "{\"user\":\"u1\",\"page\":\"/home\",\"n\":0.25}");
+    encode(w, &rec, cmds, 1);
+    expect_cmd(cmds, 2, "HINCRBYFLOAT", "views:u1", "/home", "0.25", NULL);
+    rkb_record_clear(&rec);
+    h_record_make(&rec, NULL, "{\"user\":\"u1\",\"page\":\"\",\"n\":\"-4\"}");
+    encode(w, &rec, cmds, 1);
+    expect_cmd(cmds, 3, "HINCRBY", "views:u1", "", "-4", NULL);
+    rkb_record_clear(&rec);
+
+    h_record_make(&rec, NULL, "{\"user\":\"u1\",\"n\":2}");
+    encode_error(w, &rec, cmds, "redis.hash.field: ${value.page}: no such field in the value");
+    rkb_record_clear(&rec);
+    h_record_make(&rec, NULL, "{\"user\":\"u1\",\"page\":\"/\"}");
+    encode_error(w, &rec, cmds, "redis.increment: ${value.n}: no such field in the value");
+    rkb_record_clear(&rec);
+    h_record_make(&rec, NULL, "{\"user\":\"u1\",\"page\":\"/\",\"n\":true}");
+    encode_error(w, &rec, cmds, "redis.increment: 'true' is not a number");
+    rkb_record_clear(&rec);
+    h_record_make(&rec, NULL, "{\"page\":\"/\",\"n\":1}");
+    encode_error(w, &rec, cmds, "redis.key.template: ${value.user}: no such field in the value");
+    rkb_record_clear(&rec);
+    rkb_writer_destroy(w);
+
+    /* A constant increment counts records, here one field per record key. */
+    wc = default_conf(RKB_TYPE_COUNTER);
+    wc.increment = "1";
+    wc.hash_field = "${key}";
+    w = new_writer(&wc);
+    h_record_make(&rec, "alice", "not a number, not used");
+    encode(w, &rec, cmds, 1);
+    expect_cmd(cmds, 4, "HINCRBY", "orders", "alice", "1", NULL);
+    rkb_record_clear(&rec);
+
+    rkb_cmds_destroy(cmds);
+    rkb_writer_destroy(w);
+}
+
+/* COUNTER with a TTL: the EXPIRE lands with the increment, as for the other types. */
+static void test_counter_ttl(void **state) {
+    rkb_writer_conf_t wc = default_conf(RKB_TYPE_COUNTER);
+    wc.ttl_seconds = 60;
+    rkb_writer_t *w = new_writer(&wc);
+    rkb_cmds_t *cmds = new_batch();
+    rkb_record_t rec;
+
+    h_record_make(&rec, "k", "5");
+    encode(w, &rec, cmds, 4);
+    expect_cmd(cmds, 1, "MULTI", NULL);
+    expect_cmd(cmds, 2, "INCRBY", "orders", "5", NULL);
+    expect_cmd(cmds, 3, "EXPIRE", "orders", "60", NULL);
+    expect_cmd(cmds, 4, "EXEC", NULL);
+    rkb_record_clear(&rec);
+
+    static const h_record_header_t ttl0[] = {{"redis.key.ttl", "0"}, {NULL, NULL}};
+    h_record_make(&rec, "k", "0.5");
+    h_record_set_headers(&rec, ttl0);
+    encode(w, &rec, cmds, 1);
+    expect_cmd(cmds, 5, "INCRBYFLOAT", "orders", "0.5", NULL);
+    rkb_record_clear(&rec);
+
+    static const h_record_header_t ttl_bad[] = {{"redis.key.ttl", "later"}, {NULL, NULL}};
+    h_record_make(&rec, "k", "5");
+    h_record_set_headers(&rec, ttl_bad);
+    encode_error(w, &rec, cmds, "header redis.key.ttl: 'later' is not an integer");
+    rkb_record_clear(&rec);
+    rkb_writer_destroy(w);
+
+    wc.in_transaction = true;
+    wc.hash_field = "f";
+    w = new_writer(&wc);
+    static const h_record_header_t ttl30[] = {{"redis.key.ttl", "30"}, {NULL, NULL}};
+    h_record_make(&rec, "k", "7");
+    h_record_set_headers(&rec, ttl30);
+    encode(w, &rec, cmds, 2);
+    expect_cmd(cmds, 6, "HINCRBY", "orders", "f", "7", NULL);
+    expect_cmd(cmds, 7, "EXPIRE", "orders", "30", NULL);
+    rkb_record_clear(&rec);
+
+    rkb_cmds_destroy(cmds);
+    rkb_writer_destroy(w);
+}
+
+/* redis.value.max.bytes: a larger value is refused before anything else is looked at. */
+static void test_value_max_bytes(void **state) {
+    rkb_writer_conf_t wc = default_conf(RKB_TYPE_STRING);
+    wc.value_max_bytes = 4;
+    rkb_writer_t *w = new_writer(&wc);
+    rkb_cmds_t *cmds = new_batch();
+    rkb_record_t rec;
+
+    h_record_make(&rec, "k", "abcd");
+    encode(w, &rec, cmds, 1);
+    expect_cmd(cmds, 1, "SET", "orders:k", "abcd", NULL);
+    rkb_record_clear(&rec);
+    h_record_make(&rec, "k", "abcde");
+    encode_error(w, &rec, cmds, "value is 5 bytes, more than redis.value.max.bytes (4)");
+    rkb_record_clear(&rec);
+    /* Before the null key. */
+    h_record_make(&rec, NULL, "abcde");
+    encode_error(w, &rec, cmds, "value is 5 bytes, more than redis.value.max.bytes (4)");
+    rkb_record_clear(&rec);
+    /* A tombstone has no value to measure. */
+    h_record_make(&rec, "k", NULL);
+    encode(w, &rec, cmds, 1);
+    expect_cmd(cmds, 2, "DEL", "orders:k", NULL);
+    rkb_record_clear(&rec);
+    /* Bytes, not characters: the limit is on what Kafka delivered. */
+    h_record_make(&rec, "k", "\xc3\xa9\xc3\xa9\xc3\xa9");
+    encode_error(w, &rec, cmds, "value is 6 bytes, more than redis.value.max.bytes (4)");
+    rkb_record_clear(&rec);
+    rkb_writer_destroy(w);
+
+    /* Before parsing: an oversized non-JSON value for HASH is a size error. */
+    wc = default_conf(RKB_TYPE_HASH);
+    wc.value_max_bytes = 10;
+    w = new_writer(&wc);
+    h_record_make(&rec, "k", "plain text, not JSON");
+    encode_error(w, &rec, cmds, "value is 20 bytes, more than redis.value.max.bytes (10)");
+    rkb_record_clear(&rec);
+    rkb_writer_destroy(w);
+
+    /* 0 and negative: no limit. */
+    wc = default_conf(RKB_TYPE_STRING);
+    wc.value_max_bytes = 0;
+    w = new_writer(&wc);
+    char big[5000];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    h_record_make(&rec, "k", big);
+    encode(w, &rec, cmds, 1);
+    rkb_record_clear(&rec);
+    rkb_writer_destroy(w);
+    wc.value_max_bytes = -1;
+    w = new_writer(&wc);
+    h_record_make(&rec, "k", big);
+    encode(w, &rec, cmds, 1);
+    rkb_record_clear(&rec);
+    rkb_writer_destroy(w);
+    rkb_cmds_destroy(cmds);
+}
+
 static void test_key_template(void **state) {
     static const h_record_header_t tenant[] = {{"tenant", "acme"}, {NULL, NULL}};
     rkb_writer_conf_t wc = default_conf(RKB_TYPE_HASH);
@@ -863,10 +1092,23 @@ static void test_writer_new_errors(void **state) {
     assert_writer_error(&wc, "redis.keyspace: must not be empty for STREAM (the keyspace is the "
                              "key; or set redis.key.template)");
 
+    wc = default_conf(RKB_TYPE_COUNTER);
+    wc.increment = "${vaule}";
+    assert_writer_error(&wc, "redis.increment: unknown token '${vaule}' at column 1");
+    wc = default_conf(RKB_TYPE_COUNTER);
+    wc.hash_field = "f:${value";
+    assert_writer_error(&wc, "redis.hash.field: unterminated '${' at column 3");
+    wc = default_conf(RKB_TYPE_COUNTER);
+    wc.keyspace = "";
+    assert_writer_error(&wc, "redis.keyspace: must not be empty for COUNTER (the keyspace is the "
+                             "key; or set redis.key.template)");
+
     /* Templates a type does not use are not checked. */
     wc = default_conf(RKB_TYPE_STRING);
     wc.member = "${bogus}";
     wc.score = "${bogus}";
+    wc.increment = "${bogus}";
+    wc.hash_field = "${bogus}";
     rkb_writer_destroy(new_writer(&wc));
     rkb_writer_destroy(NULL);
 }
@@ -942,6 +1184,10 @@ int main(void) {
         cmocka_unit_test(test_zset),
         cmocka_unit_test(test_timeseries),
         cmocka_unit_test(test_pubsub),
+        cmocka_unit_test(test_counter),
+        cmocka_unit_test(test_counter_hash_field),
+        cmocka_unit_test(test_counter_ttl),
+        cmocka_unit_test(test_value_max_bytes),
         cmocka_unit_test(test_key_template),
         cmocka_unit_test(test_writer_new_errors),
         cmocka_unit_test(test_template_defaults),

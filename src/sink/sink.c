@@ -1,15 +1,19 @@
 /*
- * sink.c — the Kafka → Redis sink task, at-least-once (see sink.h).
+ * sink.c — the Kafka → Redis sink task (see sink.h).
  *
  * Data path: consumer (kafka/consumer.c) → convert (convert/) → writer encodes commands
- * (sink/writer.c) → one pipeline per batch (redis/) → per-partition acknowledged prefix →
- * offsets stored → committed by the consumer.
+ * (sink/writer.c) → one pipeline per batch (redis/), or one exactly-once script per partition
+ * (sink/eos.c) → per-partition prefix of finished records → offsets stored → committed by the
+ * consumer. Records that cannot be written go to the dead-letter topic (sink/dlq.c) or stop
+ * the task, per errors.tolerance.
  */
 #include "sink/sink.h"
 
 #include "convert/convert.h"
 #include "kafka/consumer.h"
 #include "redis/redis.h"
+#include "sink/dlq.h"
+#include "sink/eos.h"
 #include "sink/writer.h"
 #include "tmpl/tmpl.h"
 #include "util/failpoint.h"
@@ -20,28 +24,44 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* What happened to one record of the batch in the last pipeline. */
+/* Where a record of the batch stands. A record leaves the batch (and its offset may be
+ * stored) only once it and every earlier record of its partition are REC_DONE. */
 typedef enum {
-    REC_PENDING = 0, /* not sent (its partition is blocked by an earlier record) */
-    REC_OK,          /* every command acknowledged, or nothing to write */
-    REC_TRANSIENT,   /* a failure that goes away by itself: send again */
-    REC_FAILED,      /* can never be written */
+    REC_PENDING = 0, /* to be written (again) */
+    REC_DONE,        /* applied, or nothing to apply, or dead-lettered (at-least-once) */
+    REC_DATA_ERROR,  /* can never be written: dead-letter it, skip it, or fail the task */
+    REC_DLQ_SENT,    /* produced to the dead-letter topic, its delivery report not yet in */
 } rec_outcome_t;
 
 typedef struct rec_state_s {
-    size_t cmd_first; /* index of its first command in the pipeline */
-    int cmd_cnt;      /* number of commands (0: nothing to write) */
-    bool sent;        /* encoded into the last pipeline */
+    size_t cmd_first;  /* its first command in t->cmds */
+    int cmd_cnt;       /* number of commands (0: nothing to write) */
+    bool sent;         /* part of the last pipeline */
+    bool transient;    /* the last attempt failed in a way that goes away by itself */
+    bool skip_write;   /* exactly-once: dead-lettered; the script only moves past it */
     rec_outcome_t outcome;
+    const char *stage; /* REC_DATA_ERROR: Connect's stage (dlq.h) */
+    char *error;       /* REC_DATA_ERROR: why, owned */
+    uint64_t seq;      /* matches dead-letter delivery reports to records */
 } rec_state_t;
 
-/* Per-partition progress within one pipeline. */
+/* Per-partition view of one round. */
 typedef struct part_slot_s {
     const char *topic;
     int32_t partition;
-    int64_t applied_next; /* next offset after the acknowledged prefix, or -1 */
-    bool blocked;         /* a record of it was not acknowledged: later ones stay too */
+    int64_t applied_next; /* next offset after the finished prefix, or -1 */
+    bool blocked;         /* a record of it is not finished: later ones wait (see apply_batch) */
+    size_t call_index;    /* exactly-once: its script call in the pipeline */
+    bool has_call;
 } part_slot_t;
+
+/* Result of one round over the batch. */
+typedef enum {
+    ROUND_EMPTY,     /* every record finished */
+    ROUND_PROGRESS,  /* records remain, none failed transiently: go again now */
+    ROUND_TRANSIENT, /* something failed transiently: back off */
+    ROUND_FAILED,    /* the task cannot go on */
+} round_t;
 
 struct rkb_sink_task_s {
     const rkb_config_t *conf;
@@ -55,6 +75,23 @@ struct rkb_sink_task_s {
     size_t batch_size;
     bool multiexec;
     int64_t wait_replicas, wait_timeout_ms;
+
+    /* Errors */
+    bool tolerate_all;
+    bool log_errors, log_messages;
+    int64_t retry_timeout_ms; /* -1: forever */
+    int64_t retry_delay_max_ms;
+    rkb_dlq_t *dlq; /* NULL: no dead-letter topic */
+    uint64_t next_seq;
+
+    /* Exactly-once */
+    bool exactly_once;
+    char *offset_ns;
+    rkb_eos_call_t *eos_call;
+    rkb_cmds_t *pipe;     /* the script calls built from cmds */
+    bool script_loaded;   /* on the current connection */
+    rkb_toppar_t *restore; /* assigned partitions whose start offset is still to be read */
+    size_t restore_cnt;
 
     /* Redis */
     rkb_redis_conf_t redis_conf;
@@ -88,8 +125,8 @@ struct rkb_sink_task_s {
 /* ---- configuration -------------------------------------------------------------------------- */
 
 static const char *const template_keys[] = {
-    "redis.keyspace", "redis.key.template", "redis.member", "redis.score",
-    "redis.timeseries.timestamp",
+    "redis.keyspace", "redis.key.template",         "redis.member",    "redis.score",
+    "redis.timeseries.timestamp", "redis.increment", "redis.hash.field",
 };
 
 static int converter_from_config(const rkb_config_t *conf, const char *key,
@@ -99,6 +136,10 @@ static int converter_from_config(const rkb_config_t *conf, const char *key,
     conv->schemas_enable =
         rkb_config_is_set(conf, schemas_key) ? rkb_config_get_bool(conf, schemas_key) : -1;
     return 0;
+}
+
+static bool is_exactly_once(const rkb_config_t *conf) {
+    return !strcmp(rkb_config_get(conf, "redis.delivery"), "exactly-once");
 }
 
 static void writer_conf_from_config(const rkb_config_t *conf, rkb_writer_conf_t *wc) {
@@ -113,7 +154,12 @@ static void writer_conf_from_config(const rkb_config_t *conf, rkb_writer_conf_t 
     wc->push_left = !strcmp(rkb_config_get(conf, "redis.push.direction"), "LEFT");
     wc->stream_maxlen = rkb_config_get_int(conf, "redis.stream.maxlen");
     wc->ttl_seconds = rkb_config_get_int(conf, "redis.key.ttl");
-    wc->in_transaction = rkb_config_get_bool(conf, "redis.multiexec");
+    wc->increment = rkb_config_get(conf, "redis.increment");
+    wc->hash_field = rkb_config_get(conf, "redis.hash.field");
+    wc->value_max_bytes = rkb_config_get_int(conf, "redis.value.max.bytes");
+    /* Inside the batch's MULTI, or inside the exactly-once script, a record needs no MULTI of
+     * its own to keep its write and its EXPIRE together. */
+    wc->in_transaction = rkb_config_get_bool(conf, "redis.multiexec") || is_exactly_once(conf);
 }
 
 int rkb_sink_validate(const rkb_config_t *conf, rkb_errors_t *errs) {
@@ -149,6 +195,12 @@ int rkb_sink_validate(const rkb_config_t *conf, rkb_errors_t *errs) {
     if (uri && *uri && rkb_redis_conf_from_uri(&rc, uri, why, sizeof(why)))
         rkb_errors_add(errs, "%s: redis.uri: %s", rkb_config_origin(conf, "redis.uri"), why);
     rkb_redis_conf_clear(&rc);
+
+    if (is_exactly_once(conf) && rkb_config_get_bool(conf, "redis.multiexec"))
+        rkb_errors_add(errs,
+                       "%s: redis.multiexec: not used with redis.delivery=exactly-once, where "
+                       "each partition's batch is already one atomic script",
+                       rkb_config_origin(conf, "redis.multiexec"));
 
     if (errs->cnt == before) {
         /* Whatever the writer still refuses (type/key combinations). */
@@ -214,6 +266,8 @@ static int redis_conf_from_config(const rkb_config_t *conf, rkb_redis_conf_t *rc
     return 0;
 }
 
+static void on_dlq_result(uint64_t seq, bool ok, const char *errstr, void *opaque);
+
 rkb_sink_task_t *rkb_sink_task_new(const rkb_config_t *conf, int task_id, char *errstr,
                                    size_t errstr_size) {
     rkb_sink_task_t *t = rkb_calloc(1, sizeof(*t));
@@ -242,6 +296,20 @@ rkb_sink_task_t *rkb_sink_task_new(const rkb_config_t *conf, int task_id, char *
     t->wait_replicas = rkb_config_get_int(conf, "redis.wait.replicas");
     t->wait_timeout_ms = rkb_config_get_int(conf, "redis.wait.timeout");
 
+    t->tolerate_all = !strcmp(rkb_config_get(conf, "errors.tolerance"), "all");
+    t->log_errors = rkb_config_get_bool(conf, "errors.log.enable");
+    t->log_messages = rkb_config_get_bool(conf, "errors.log.include.messages");
+    t->retry_timeout_ms = rkb_config_get_int(conf, "errors.retry.timeout");
+    t->retry_delay_max_ms = rkb_config_get_int(conf, "errors.retry.delay.max.ms");
+
+    t->exactly_once = is_exactly_once(conf);
+    const char *ns = rkb_config_get(conf, "redis.offset.namespace");
+    t->offset_ns = rkb_strdup(ns && *ns ? ns : name);
+    if (t->exactly_once) {
+        t->eos_call = rkb_eos_call_new();
+        t->pipe = rkb_cmds_new();
+    }
+
     /* CLIENT SETNAME takes no spaces. */
     char client_name[512];
     snprintf(client_name, sizeof(client_name), "rkbridge:%s:%d", name, task_id);
@@ -254,6 +322,31 @@ rkb_sink_task_t *rkb_sink_task_new(const rkb_config_t *conf, int task_id, char *
 
     split_topics(t, rkb_config_get(conf, "topics"));
     rkb_config_foreach_kafka(conf, collect_kafka_prop, t);
+
+    const char *dlq_topic = rkb_config_get(conf, "errors.deadletterqueue.topic.name");
+    if (dlq_topic && *dlq_topic && !t->tolerate_all)
+        rkb_log_warn(t->component, "errors.deadletterqueue.topic.name is set but "
+                                   "errors.tolerance=none: a bad record stops the task instead");
+    if (dlq_topic && *dlq_topic && t->tolerate_all) {
+        rkb_dlq_conf_t dc = {
+            .component = t->component,
+            .topic = dlq_topic,
+            .replication_factor =
+                (int)rkb_config_get_int(conf, "errors.deadletterqueue.topic.replication.factor"),
+            .context_headers =
+                rkb_config_get_bool(conf, "errors.deadletterqueue.context.headers.enable"),
+            .connector_name = name,
+            .connector_class = rkb_config_get(conf, "connector.class"),
+            .task_id = task_id,
+            .props = (const char *const *)t->props,
+            .prop_cnt = t->prop_cnt,
+            .on_result = on_dlq_result,
+            .opaque = t,
+        };
+        t->dlq = rkb_dlq_new(&dc, errstr, errstr_size);
+        if (!t->dlq)
+            goto fail;
+    }
 
     t->recs = rkb_calloc(t->batch_size, sizeof(*t->recs));
     for (size_t i = 0; i < t->batch_size; i++)
@@ -272,34 +365,7 @@ const rkb_sink_stats_t *rkb_sink_task_stats(const rkb_sink_task_t *task) {
     return &task->stats;
 }
 
-/* ---- the batch ------------------------------------------------------------------------------ */
-
-static void fail_task(rkb_sink_task_t *t, const rkb_record_t *rec, const char *why) {
-    if (t->failed)
-        return;
-    t->failed = true;
-    snprintf(t->failure, sizeof(t->failure), "cannot write record %s[%d]@%lld: %s", rec->topic,
-             rec->partition, (long long)rec->offset, why);
-}
-
-static part_slot_t *slot_for(rkb_sink_task_t *t, const rkb_record_t *rec) {
-    for (size_t i = 0; i < t->slot_cnt; i++) {
-        part_slot_t *slot = &t->slots[i];
-        if (slot->partition == rec->partition &&
-            (slot->topic == rec->topic || !strcmp(slot->topic, rec->topic)))
-            return slot;
-    }
-    if (t->slot_cnt == t->slot_cap) {
-        t->slot_cap = t->slot_cap ? t->slot_cap * 2 : 16;
-        t->slots = rkb_realloc(t->slots, t->slot_cap * sizeof(*t->slots));
-    }
-    part_slot_t *slot = &t->slots[t->slot_cnt++];
-    slot->topic = rec->topic;
-    slot->partition = rec->partition;
-    slot->applied_next = -1;
-    slot->blocked = false;
-    return slot;
-}
+/* ---- Redis connection ------------------------------------------------------------------------ */
 
 /* Module commands are missing from a plain Redis: say so once, clearly, instead of failing
  * on the first record with "unknown command". */
@@ -329,35 +395,117 @@ static int check_commands(rkb_sink_task_t *t) {
     return 0;
 }
 
-/* Connects if needed. Returns 0, 1 (transient: retry later) or -1 (task failed). */
+/* Connects if needed, and loads the exactly-once script where it is missing. Returns 0, 1
+ * (transient: retry later) or -1 (task failed). */
 static int ensure_connected(rkb_sink_task_t *t) {
-    if (rkb_redis_is_connected(t->redis))
-        return 0;
     char why[512];
-    int err = rkb_redis_connect(t->redis, why, sizeof(why));
-    if (err == RKB_REDIS_ERR_IO) {
-        rkb_log_warn(t->component, "%s", why);
-        return 1;
+    if (!rkb_redis_is_connected(t->redis)) {
+        t->script_loaded = false;
+        int err = rkb_redis_connect(t->redis, why, sizeof(why));
+        if (err == RKB_REDIS_ERR_IO) {
+            rkb_log_warn(t->component, "%s", why);
+            return 1;
+        }
+        if (err != RKB_REDIS_OK) {
+            t->failed = true;
+            snprintf(t->failure, sizeof(t->failure), "%s", why);
+            return -1;
+        }
+        int rc = check_commands(t);
+        if (rc)
+            return rc;
     }
-    if (err != RKB_REDIS_OK) {
-        t->failed = true;
-        snprintf(t->failure, sizeof(t->failure), "%s", why);
-        return -1;
+    if (t->exactly_once && !t->script_loaded) {
+        int err = rkb_eos_load(t->redis, why, sizeof(why));
+        if (err == RKB_REDIS_ERR_IO) {
+            rkb_log_warn(t->component, "%s", why);
+            return 1;
+        }
+        if (err != RKB_REDIS_OK) {
+            t->failed = true;
+            snprintf(t->failure, sizeof(t->failure), "loading the exactly-once script: %s",
+                     why);
+            return -1;
+        }
+        t->script_loaded = true;
     }
-    return check_commands(t);
+    return 0;
 }
 
-/* The reply that tells how command j went: its own reply, or, inside the batch's MULTI, its
- * element of the EXEC reply (a command refused while queueing has its error as the QUEUED
- * reply; an aborted EXEC fails every command with the EXEC error). */
-static const redisReply *command_result(const rkb_sink_task_t *t, size_t j, size_t exec_index) {
-    const redisReply *reply = t->replies[j];
-    if (!t->multiexec || reply->type == REDIS_REPLY_ERROR)
-        return reply;
-    const redisReply *exec = t->replies[exec_index];
-    if (exec->type == REDIS_REPLY_ARRAY && j - 1 < exec->elements)
-        return exec->element[j - 1];
-    return exec; /* EXECABORT or nil */
+/* ---- the batch ------------------------------------------------------------------------------ */
+
+static void fail_task(rkb_sink_task_t *t, const rkb_record_t *rec, const char *why) {
+    if (t->failed)
+        return;
+    t->failed = true;
+    if (rec)
+        snprintf(t->failure, sizeof(t->failure),
+                 "cannot write record %s[%d]@%lld: %s (errors.tolerance=none: nothing is "
+                 "committed past it)",
+                 rec->topic, rec->partition, (long long)rec->offset, why);
+    else
+        snprintf(t->failure, sizeof(t->failure), "%s", why);
+}
+
+/* Bytes for a log line: printable ASCII as is, the rest as \xNN, cut at 256 bytes. */
+static void describe_bytes(const char *data, size_t len, rkb_buf_t *out) {
+    if (!data) {
+        rkb_buf_appends(out, "null");
+        return;
+    }
+    size_t shown = len > 256 ? 256 : len;
+    for (size_t i = 0; i < shown; i++) {
+        unsigned char c = (unsigned char)data[i];
+        if (c >= 0x20 && c < 0x7f && c != '\\')
+            rkb_buf_append(out, &data[i], 1);
+        else
+            rkb_buf_appendf(out, "\\x%02x", c);
+    }
+    if (shown < len)
+        rkb_buf_appendf(out, "... (%zu bytes)", len);
+}
+
+/* Marks record i as impossible to write, and logs it when errors.log.enable says so. */
+static void set_data_error(rkb_sink_task_t *t, size_t i, const char *stage, const char *why) {
+    rec_state_t *st = &t->states[i];
+    const rkb_record_t *rec = &t->recs[i];
+    st->outcome = REC_DATA_ERROR;
+    st->stage = stage;
+    free(st->error);
+    st->error = rkb_strdup(why);
+    if (!t->log_errors)
+        return;
+    rkb_buf_t msg;
+    rkb_buf_init(&msg);
+    rkb_buf_appendf(&msg, "error writing record %s[%d]@%lld at stage %s: %s", rec->topic,
+                    rec->partition, (long long)rec->offset, stage, why);
+    if (t->log_messages) {
+        rkb_buf_appends(&msg, "; key=");
+        describe_bytes(rec->key, rec->key_len, &msg);
+        rkb_buf_appends(&msg, " value=");
+        describe_bytes(rec->value, rec->value_len, &msg);
+    }
+    rkb_log_warn(t->component, "%s", msg.data);
+    rkb_buf_free(&msg);
+}
+
+static part_slot_t *slot_for(rkb_sink_task_t *t, const rkb_record_t *rec) {
+    for (size_t i = 0; i < t->slot_cnt; i++) {
+        part_slot_t *slot = &t->slots[i];
+        if (slot->partition == rec->partition &&
+            (slot->topic == rec->topic || !strcmp(slot->topic, rec->topic)))
+            return slot;
+    }
+    if (t->slot_cnt == t->slot_cap) {
+        t->slot_cap = t->slot_cap ? t->slot_cap * 2 : 16;
+        t->slots = rkb_realloc(t->slots, t->slot_cap * sizeof(*t->slots));
+    }
+    part_slot_t *slot = &t->slots[t->slot_cnt++];
+    memset(slot, 0, sizeof(*slot));
+    slot->topic = rec->topic;
+    slot->partition = rec->partition;
+    slot->applied_next = -1;
+    return slot;
 }
 
 /* Drops the records at positions where keep[i] is false, keeping the order of the rest. */
@@ -369,29 +517,23 @@ static void compact_batch(rkb_sink_task_t *t, const bool *keep) {
                 t->recs[out] = t->recs[i];
                 t->states[out] = t->states[i];
                 rkb_record_init(&t->recs[i]);
+                memset(&t->states[i], 0, sizeof(t->states[i]));
             }
             out++;
         } else {
             rkb_consumer_release(&t->recs[i]);
+            free(t->states[i].error);
+            memset(&t->states[i], 0, sizeof(t->states[i]));
         }
     }
     t->cnt = out;
 }
 
-/*
- * Sends the batch in hand as one pipeline and keeps what was not applied.
- * Returns 0 when every record is done, 1 when some must be sent again (transient), -1 when the
- * task failed (t->failure says which record).
- * Ordering that carries the guarantee: offsets are stored only after the replies were read and
- * only for each partition's acknowledged prefix — a crash before the store replays the batch.
- */
-static int apply_batch(rkb_sink_task_t *t) {
-    if (!t->cnt)
-        return 0;
-    int rc = ensure_connected(t);
-    if (rc)
-        return rc;
-
+/* Encodes every record that is due into t->cmds. At-least-once: a record that cannot be
+ * written does not hold back the later records of its partition (it writes nothing, so the
+ * order of writes is kept); exactly-once: it does, because the script would move the stored
+ * offset past it before it was dead-lettered. */
+static void encode_batch(rkb_sink_task_t *t) {
     char why[512];
     rkb_cmds_reset(t->cmds);
     t->slot_cnt = 0;
@@ -404,111 +546,258 @@ static int apply_batch(rkb_sink_task_t *t) {
         rkb_record_t *rec = &t->recs[i];
         rec_state_t *st = &t->states[i];
         part_slot_t *slot = slot_for(t, rec);
-        st->outcome = REC_PENDING;
         st->sent = false;
-        st->cmd_cnt = 0;
+        st->transient = false;
         st->cmd_first = rkb_cmds_count(t->cmds);
-        if (slot->blocked)
-            continue;
-        int n = -1;
-        if (rkb_convert_record(&t->key_conv, &t->value_conv, rec, why, sizeof(why)) == 0)
-            n = rkb_writer_encode(t->writer, rec, t->cmds, why, sizeof(why));
-        if (n < 0) {
-            st->outcome = REC_FAILED;
-            slot->blocked = true;
-            fail_task(t, rec, why);
+        st->cmd_cnt = 0;
+        if (st->outcome != REC_PENDING) {
+            if (t->exactly_once && st->outcome != REC_DONE)
+                slot->blocked = true;
             continue;
         }
-        st->cmd_cnt = n;
+        if (slot->blocked)
+            continue;
+        if (!st->skip_write) {
+            int n = -1;
+            if (rkb_convert_record(&t->key_conv, &t->value_conv, rec, why, sizeof(why)) == 0) {
+                n = rkb_writer_encode(t->writer, rec, t->cmds, why, sizeof(why));
+                if (n < 0)
+                    set_data_error(t, i, RKB_STAGE_TASK_PUT, why);
+            } else {
+                set_data_error(t, i,
+                               !strncmp(why, "key", 3) ? RKB_STAGE_KEY_CONVERTER
+                                                       : RKB_STAGE_VALUE_CONVERTER,
+                               why);
+            }
+            if (n < 0) {
+                if (t->exactly_once)
+                    slot->blocked = true;
+                continue;
+            }
+            st->cmd_cnt = n;
+        }
         st->sent = true;
     }
-    size_t exec_index = 0;
     if (t->multiexec) {
         rkb_cmds_begin(t->cmds);
         rkb_cmds_args(t->cmds, "EXEC");
-        exec_index = rkb_cmds_end(t->cmds);
+        rkb_cmds_end(t->cmds);
     }
-    size_t wait_index = 0;
-    if (t->wait_replicas > 0) {
-        rkb_cmds_begin(t->cmds);
-        rkb_cmds_args(t->cmds, "WAIT");
-        rkb_cmds_arg_int(t->cmds, t->wait_replicas);
-        rkb_cmds_arg_int(t->cmds, t->wait_timeout_ms);
-        wait_index = rkb_cmds_end(t->cmds);
-    }
+}
 
-    size_t ncmds = rkb_cmds_count(t->cmds);
-    if (ncmds > t->replies_cap) {
-        t->replies_cap = ncmds * 2;
-        t->replies = rkb_realloc(t->replies, t->replies_cap * sizeof(*t->replies));
-    }
-    if (rkb_redis_pipeline(t->redis, t->cmds, t->replies, why, sizeof(why)) != RKB_REDIS_OK) {
-        rkb_log_warn(t->component, "%s", why);
-        return t->failed ? -1 : 1;
-    }
-    atomic_fetch_add(&t->stats.batches, 1);
-
-    int64_t max_offset = -1;
-    for (size_t i = 0; i < t->cnt; i++)
-        if (t->recs[i].offset > max_offset)
-            max_offset = t->recs[i].offset;
-    rkb_failpoint("crash_after_redis_apply", max_offset);
-
-    bool replicas_short = false;
-    if (t->wait_replicas > 0) {
-        const redisReply *wait = t->replies[wait_index];
-        if (wait->type != REDIS_REPLY_INTEGER || wait->integer < t->wait_replicas) {
-            replicas_short = true;
-            rkb_log_warn(t->component, "WAIT: %lld of %lld replicas acknowledged; retrying",
-                         wait->type == REDIS_REPLY_INTEGER ? wait->integer : 0LL,
-                         (long long)t->wait_replicas);
+/* Exactly-once: one script call per partition over its sent records, into t->pipe. */
+static void build_script_calls(rkb_sink_task_t *t) {
+    char offset_key[1024];
+    rkb_cmds_reset(t->pipe);
+    for (size_t s = 0; s < t->slot_cnt; s++) {
+        part_slot_t *slot = &t->slots[s];
+        slot->has_call = false;
+        for (size_t i = 0; i < t->cnt; i++) {
+            const rkb_record_t *rec = &t->recs[i];
+            if (!t->states[i].sent || rec->partition != slot->partition ||
+                strcmp(rec->topic, slot->topic))
+                continue;
+            if (!slot->has_call) {
+                rkb_eos_call_begin(t->eos_call,
+                                   rkb_eos_offset_key(t->offset_ns, slot->topic, slot->partition,
+                                                      offset_key, sizeof(offset_key)));
+                slot->has_call = true;
+            }
+            rkb_eos_call_add(t->eos_call, rec->offset, t->cmds, t->states[i].cmd_first,
+                             t->states[i].cmd_cnt);
+        }
+        if (slot->has_call) {
+            slot->call_index = rkb_cmds_count(t->pipe);
+            rkb_eos_call_end(t->eos_call, t->pipe);
         }
     }
+}
 
-    /* Outcome of each record from its commands' replies. */
+/* At-least-once: the reply that tells how command j went: its own reply, or, inside the
+ * batch's MULTI, its element of the EXEC reply (a command refused while queueing has its error
+ * as the QUEUED reply; an aborted EXEC fails every command with the EXEC error). */
+static const redisReply *command_result(const rkb_sink_task_t *t, size_t j, size_t exec_index) {
+    const redisReply *reply = t->replies[j];
+    if (!t->multiexec || reply->type == REDIS_REPLY_ERROR)
+        return reply;
+    const redisReply *exec = t->replies[exec_index];
+    if (exec->type == REDIS_REPLY_ARRAY && j - 1 < exec->elements)
+        return exec->element[j - 1];
+    return exec; /* EXECABORT or nil */
+}
+
+/* At-least-once outcomes from the replies of each record's commands. */
+static void settle_commands(rkb_sink_task_t *t, size_t exec_index) {
     for (size_t i = 0; i < t->cnt; i++) {
         rec_state_t *st = &t->states[i];
         if (!st->sent)
-            continue; /* refused by the writer, or behind such a record: stays */
-        st->outcome = replicas_short ? REC_TRANSIENT : REC_OK;
+            continue;
+        st->outcome = REC_DONE;
         for (int k = 0; k < st->cmd_cnt; k++) {
-            const char *err = rkb_redis_reply_error(command_result(t, st->cmd_first + k, exec_index));
+            const char *err =
+                rkb_redis_reply_error(command_result(t, st->cmd_first + (size_t)k, exec_index));
             if (!err)
                 continue;
             if (rkb_redis_error_is_transient(err)) {
-                st->outcome = REC_TRANSIENT;
+                st->outcome = REC_PENDING;
+                st->transient = true;
                 rkb_log_warn(t->component, "%s[%d]@%lld: %s; retrying", t->recs[i].topic,
                              t->recs[i].partition, (long long)t->recs[i].offset, err);
             } else {
-                st->outcome = REC_FAILED;
-                fail_task(t, &t->recs[i], err);
+                set_data_error(t, i, RKB_STAGE_TASK_PUT, err);
             }
             break;
         }
     }
-    rkb_redis_replies_free(t->replies, ncmds);
+}
 
-    /* Per partition: the prefix up to the first record not acknowledged is applied. */
+/* Exactly-once outcomes from each partition's script reply. */
+static void settle_scripts(rkb_sink_task_t *t) {
+    char why[512];
+    for (size_t s = 0; s < t->slot_cnt; s++) {
+        part_slot_t *slot = &t->slots[s];
+        if (!slot->has_call)
+            continue;
+        rkb_eos_result_t result;
+        bool call_ok = rkb_eos_parse_reply(t->replies[slot->call_index], &result, why,
+                                           sizeof(why)) == 0;
+        if (!call_ok) {
+            if (rkb_eos_error_is_noscript(why))
+                t->script_loaded = false; /* Redis restarted or flushed its scripts */
+            else if (!rkb_redis_error_is_transient(why)) {
+                fail_task(t, NULL, why);
+                continue;
+            }
+            rkb_log_warn(t->component, "%s[%d]: %s; retrying", slot->topic, slot->partition, why);
+        }
+        for (size_t i = 0; i < t->cnt; i++) {
+            const rkb_record_t *rec = &t->recs[i];
+            rec_state_t *st = &t->states[i];
+            if (!st->sent || rec->partition != slot->partition || strcmp(rec->topic, slot->topic))
+                continue;
+            if (!call_ok) {
+                st->transient = true; /* stays REC_PENDING */
+            } else if (result.bad_offset < 0 || rec->offset < result.bad_offset) {
+                st->outcome = REC_DONE; /* applied now, or already (a replay) */
+            } else if (rec->offset == result.bad_offset) {
+                if (rkb_redis_error_is_transient(result.bad_reason)) {
+                    st->transient = true; /* e.g. OOM while it ran: the script stopped there */
+                    rkb_log_warn(t->component, "%s[%d]@%lld: %s; retrying", rec->topic,
+                                 rec->partition, (long long)rec->offset, result.bad_reason);
+                } else {
+                    set_data_error(t, i, RKB_STAGE_TASK_PUT, result.bad_reason);
+                }
+            } /* after the stopping record: not run, stays REC_PENDING */
+        }
+    }
+}
+
+static rec_state_t *state_by_seq(rkb_sink_task_t *t, uint64_t seq) {
+    for (size_t i = 0; i < t->cnt; i++)
+        if (t->states[i].outcome == REC_DLQ_SENT && t->states[i].seq == seq)
+            return &t->states[i];
+    return NULL; /* dropped meanwhile (revoked partition) */
+}
+
+/* The dead-letter topic's delivery report for one record. */
+static void on_dlq_result(uint64_t seq, bool ok, const char *errstr, void *opaque) {
+    rkb_sink_task_t *t = opaque;
+    rec_state_t *st = state_by_seq(t, seq);
+    if (!st)
+        return;
+    if (!ok) {
+        st->outcome = REC_DATA_ERROR; /* produce it again */
+        st->transient = true;
+        return;
+    }
+    atomic_fetch_add(&t->stats.records_dead_lettered, 1);
+    const rkb_record_t *rec = &t->recs[st - t->states];
+    rkb_failpoint("crash_after_dlq_produce", rec->offset);
+    if (t->exactly_once) {
+        /* The script still has to move the partition's stored offset past it. */
+        st->outcome = REC_PENDING;
+        st->skip_write = true;
+    } else {
+        st->outcome = REC_DONE;
+    }
+}
+
+/* Records that cannot be written: fail the task (errors.tolerance=none), or dead-letter them
+ * and wait for the delivery reports, or skip them. Returns true if something must be retried. */
+static bool handle_data_errors(rkb_sink_task_t *t) {
+    bool sent = false, retry = false;
+    char why[512];
+    for (size_t i = 0; i < t->cnt; i++) {
+        rec_state_t *st = &t->states[i];
+        if (st->outcome == REC_DLQ_SENT) {
+            sent = true; /* still waiting for an earlier report */
+            continue;
+        }
+        if (st->outcome != REC_DATA_ERROR)
+            continue;
+        atomic_fetch_add(&t->stats.records_failed, 1);
+        if (!t->tolerate_all) {
+            fail_task(t, &t->recs[i], st->error);
+            return false;
+        }
+        if (!t->dlq) {
+            st->outcome = t->exactly_once ? REC_PENDING : REC_DONE;
+            st->skip_write = t->exactly_once;
+            atomic_fetch_add(&t->stats.records_skipped, 1);
+            continue;
+        }
+        st->seq = ++t->next_seq;
+        if (rkb_dlq_send(t->dlq, &t->recs[i], st->stage, st->error, st->seq, why, sizeof(why))) {
+            rkb_log_warn(t->component, "dead-letter topic: %s; retrying", why);
+            st->transient = true;
+            retry = true;
+            continue;
+        }
+        st->outcome = REC_DLQ_SENT;
+        sent = true;
+    }
+    /* An offset is stored only after the dead-letter topic has the record: wait for the
+     * reports (they arrive through on_dlq_result). */
+    if (sent && rkb_dlq_flush(t->dlq, 30000) > 0)
+        retry = true;
+    for (size_t i = 0; i < t->cnt; i++)
+        if (t->states[i].outcome == REC_DATA_ERROR || t->states[i].outcome == REC_DLQ_SENT)
+            retry = true;
+    return retry;
+}
+
+/* At-least-once: after the first record of a partition that must be written again, the later
+ * ones must be written again too, after it, so that Redis sees them in offset order. */
+static void keep_partition_order(rkb_sink_task_t *t) {
+    for (size_t s = 0; s < t->slot_cnt; s++)
+        t->slots[s].blocked = false;
+    for (size_t i = 0; i < t->cnt; i++) {
+        part_slot_t *slot = slot_for(t, &t->recs[i]);
+        rec_state_t *st = &t->states[i];
+        if (st->outcome == REC_PENDING)
+            slot->blocked = true;
+        else if (st->outcome == REC_DONE && slot->blocked && st->sent && st->cmd_cnt)
+            st->outcome = REC_PENDING;
+    }
+}
+
+/* Stores the next offset of each partition's finished prefix and lets those records go. */
+static void store_finished(rkb_sink_task_t *t) {
     for (size_t s = 0; s < t->slot_cnt; s++) {
         t->slots[s].blocked = false;
         t->slots[s].applied_next = -1;
     }
-    bool *keep = rkb_calloc(t->cnt, sizeof(*keep));
-    bool remaining = false;
+    bool *keep = rkb_calloc(t->cnt ? t->cnt : 1, sizeof(*keep));
     for (size_t i = 0; i < t->cnt; i++) {
         part_slot_t *slot = slot_for(t, &t->recs[i]);
-        if (!slot->blocked && t->states[i].outcome == REC_OK) {
+        const rec_state_t *st = &t->states[i];
+        if (!slot->blocked && st->outcome == REC_DONE) {
             slot->applied_next = t->recs[i].offset + 1;
-            if (t->states[i].cmd_cnt)
+            if (st->cmd_cnt && !st->skip_write)
                 atomic_fetch_add(&t->stats.records_written, 1);
-            else
-                atomic_fetch_add(&t->stats.records_skipped, 1);
         } else {
             slot->blocked = true;
             keep[i] = true;
-            remaining = true;
-            if (t->states[i].outcome == REC_FAILED)
-                atomic_fetch_add(&t->stats.records_failed, 1);
         }
     }
     size_t store_cnt = 0;
@@ -523,10 +812,178 @@ static int apply_batch(rkb_sink_task_t *t) {
     rkb_consumer_store(t->consumer, t->store, store_cnt);
     compact_batch(t, keep);
     free(keep);
+}
+
+static size_t ensure_replies(rkb_sink_task_t *t, size_t n) {
+    if (n > t->replies_cap) {
+        t->replies_cap = n * 2;
+        t->replies = rkb_realloc(t->replies, t->replies_cap * sizeof(*t->replies));
+    }
+    return n;
+}
+
+/*
+ * One round over the batch in hand: write what is due (one pipeline), settle each record,
+ * dead-letter what cannot be written, store the offsets of each partition's finished prefix.
+ * Ordering that carries the guarantee: offsets are stored only after Redis replied (and, for a
+ * dead-lettered record, after the dead-letter topic acknowledged it) — a crash before the store
+ * replays the batch; in exactly-once mode the script's stored offset makes that replay a no-op.
+ */
+static round_t apply_batch(rkb_sink_task_t *t) {
+    if (!t->cnt)
+        return ROUND_EMPTY;
+    int rc = ensure_connected(t);
+    if (rc)
+        return rc < 0 ? ROUND_FAILED : ROUND_TRANSIENT;
+
+    encode_batch(t);
+    size_t exec_index = rkb_cmds_count(t->cmds) - 1;
+    rkb_cmds_t *pipe = t->cmds;
+    if (t->exactly_once) {
+        build_script_calls(t);
+        pipe = t->pipe;
+    }
+    size_t wait_index = 0;
+    if (t->wait_replicas > 0) {
+        rkb_cmds_begin(pipe);
+        rkb_cmds_args(pipe, "WAIT");
+        rkb_cmds_arg_int(pipe, t->wait_replicas);
+        rkb_cmds_arg_int(pipe, t->wait_timeout_ms);
+        wait_index = rkb_cmds_end(pipe);
+    }
+
+    bool anything_sent = false;
+    int64_t max_offset = -1;
+    for (size_t i = 0; i < t->cnt; i++) {
+        if (!t->states[i].sent)
+            continue;
+        anything_sent = true;
+        if (t->recs[i].offset > max_offset)
+            max_offset = t->recs[i].offset;
+    }
+
+    bool transient = false;
+    if (anything_sent) {
+        char why[512];
+        size_t ncmds = ensure_replies(t, rkb_cmds_count(pipe));
+        if (rkb_failpoint_armed("crash_mid_batch", max_offset)) {
+            /* Half of the batch reaches Redis, then the process dies. */
+            rkb_cmds_truncate(pipe, (ncmds + 1) / 2);
+            if (rkb_redis_pipeline(t->redis, pipe, t->replies, why, sizeof(why)) == RKB_REDIS_OK)
+                rkb_redis_replies_free(t->replies, rkb_cmds_count(pipe));
+            rkb_failpoint("crash_mid_batch", max_offset);
+        }
+        if (rkb_redis_pipeline(t->redis, pipe, t->replies, why, sizeof(why)) != RKB_REDIS_OK) {
+            rkb_log_warn(t->component, "%s", why);
+            for (size_t i = 0; i < t->cnt; i++)
+                if (t->states[i].sent)
+                    t->states[i].transient = true;
+            return ROUND_TRANSIENT; /* the records stay REC_PENDING */
+        }
+        atomic_fetch_add(&t->stats.batches, 1);
+        rkb_failpoint("crash_after_redis_apply", max_offset);
+
+        if (t->exactly_once)
+            settle_scripts(t);
+        else
+            settle_commands(t, exec_index);
+
+        if (t->wait_replicas > 0) {
+            const redisReply *wait = t->replies[wait_index];
+            if (wait->type != REDIS_REPLY_INTEGER || wait->integer < t->wait_replicas) {
+                rkb_log_warn(t->component, "WAIT: %lld of %lld replicas acknowledged; retrying",
+                             wait->type == REDIS_REPLY_INTEGER ? wait->integer : 0LL,
+                             (long long)t->wait_replicas);
+                for (size_t i = 0; i < t->cnt; i++) {
+                    if (t->states[i].sent && t->states[i].outcome == REC_DONE) {
+                        t->states[i].outcome = REC_PENDING;
+                        t->states[i].transient = true;
+                    }
+                }
+            }
+        }
+        rkb_redis_replies_free(t->replies, ncmds);
+    }
+
+    if (!t->failed && handle_data_errors(t))
+        transient = true;
+    if (!t->exactly_once)
+        keep_partition_order(t);
+    for (size_t i = 0; i < t->cnt; i++)
+        transient |= t->states[i].transient;
+    store_finished(t);
 
     if (t->failed)
+        return ROUND_FAILED;
+    if (transient)
+        return ROUND_TRANSIENT;
+    return t->cnt ? ROUND_PROGRESS : ROUND_EMPTY;
+}
+
+/* ---- exactly-once start offsets ----------------------------------------------------------------- */
+
+/* Reads the stored next offsets of parts from Redis into parts[i].offset (left alone where
+ * none is stored). Returns 0, or -1 when Redis could not answer. */
+static int read_start_offsets(rkb_sink_task_t *t, rkb_toppar_t *parts, size_t cnt) {
+    if (ensure_connected(t))
         return -1;
-    return remaining ? 1 : 0;
+    const char **topics = rkb_calloc(cnt, sizeof(*topics));
+    int32_t *partitions = rkb_calloc(cnt, sizeof(*partitions));
+    int64_t *offsets = rkb_calloc(cnt, sizeof(*offsets));
+    for (size_t i = 0; i < cnt; i++) {
+        topics[i] = parts[i].topic;
+        partitions[i] = parts[i].partition;
+    }
+    char why[512];
+    int rc = rkb_eos_read_offsets(t->redis, t->offset_ns, topics, partitions, cnt, offsets, why,
+                                  sizeof(why));
+    if (rc == RKB_REDIS_OK) {
+        for (size_t i = 0; i < cnt; i++) {
+            if (offsets[i] >= 0) {
+                parts[i].offset = offsets[i];
+                rkb_log_info(t->component, "%s[%d]: starting at offset %lld (stored in Redis)",
+                             parts[i].topic, parts[i].partition, (long long)offsets[i]);
+            } else {
+                rkb_log_info(t->component,
+                             "%s[%d]: no offset stored in Redis; starting at the committed "
+                             "offset, else per auto.offset.reset",
+                             parts[i].topic, parts[i].partition);
+            }
+        }
+    } else {
+        rkb_log_warn(t->component, "reading start offsets from Redis: %s", why);
+    }
+    free(topics);
+    free(partitions);
+    free(offsets);
+    return rc == RKB_REDIS_OK ? 0 : -1;
+}
+
+static void restore_forget(rkb_sink_task_t *t, const rkb_toppar_t *parts, size_t cnt) {
+    size_t out = 0;
+    for (size_t i = 0; i < t->restore_cnt; i++) {
+        bool gone = false;
+        for (size_t j = 0; j < cnt && !gone; j++)
+            gone = parts[j].partition == t->restore[i].partition &&
+                   !strcmp(parts[j].topic, t->restore[i].topic);
+        if (gone)
+            free((char *)t->restore[i].topic);
+        else
+            t->restore[out++] = t->restore[i];
+    }
+    t->restore_cnt = out;
+}
+
+/* Partitions whose start offset could not be read at assignment (Redis was down) stay paused
+ * until it can: then the consumer seeks there. Returns 0, or -1 to retry later. */
+static int restore_pending(rkb_sink_task_t *t) {
+    for (size_t i = 0; i < t->restore_cnt; i++)
+        t->restore[i].offset = RKB_OFFSET_INVALID;
+    if (read_start_offsets(t, t->restore, t->restore_cnt))
+        return -1;
+    rkb_consumer_seek(t->consumer, t->restore, t->restore_cnt);
+    restore_forget(t, t->restore, t->restore_cnt);
+    return 0;
 }
 
 /* ---- rebalance handlers (called from inside rkb_consumer_poll on the task thread) ---------- */
@@ -538,8 +995,25 @@ static bool in_parts(const rkb_record_t *rec, const rkb_toppar_t *parts, size_t 
     return false;
 }
 
+/* Exactly-once: start each new partition where Redis says it was applied up to (absolute
+ * offset: no committed-offset lookup). If Redis cannot answer now, pause and do it later. */
+static void on_assign(rkb_toppar_t *parts, size_t cnt, void *opaque) {
+    rkb_sink_task_t *t = opaque;
+    if (!t->exactly_once || read_start_offsets(t, parts, cnt) == 0)
+        return;
+    rkb_log_warn(t->component, "Redis unavailable at assignment: pausing until the start "
+                               "offsets can be read");
+    t->restore = rkb_realloc(t->restore, (t->restore_cnt + cnt) * sizeof(*t->restore));
+    for (size_t i = 0; i < cnt; i++) {
+        t->restore[t->restore_cnt] = parts[i];
+        t->restore[t->restore_cnt].topic = rkb_strdup(parts[i].topic);
+        t->restore_cnt++;
+    }
+    rkb_consumer_pause_all(t->consumer, true);
+}
+
 /*
- * Partitions are going. Not lost: apply what is in hand once (a bounded attempt: Redis's own
+ * Partitions are going. Not lost: finish what is in hand once (a bounded attempt: Redis's own
  * timeouts) so that the stored offsets, committed right after we return, cover it; what still
  * did not make it is dropped and will be read again by the next owner from the committed offset.
  * Lost: another member may own them already; drop their records without storing anything.
@@ -548,6 +1022,7 @@ static void on_revoke(const rkb_toppar_t *parts, size_t cnt, bool lost, void *op
     rkb_sink_task_t *t = opaque;
     if (!lost && t->cnt && !t->failed)
         apply_batch(t);
+    restore_forget(t, parts, cnt);
     bool *keep = rkb_calloc(t->cnt ? t->cnt : 1, sizeof(*keep));
     size_t dropped = 0;
     for (size_t i = 0; i < t->cnt; i++) {
@@ -555,7 +1030,7 @@ static void on_revoke(const rkb_toppar_t *parts, size_t cnt, bool lost, void *op
         dropped += !keep[i];
     }
     if (dropped)
-        rkb_log_info(t->component, "dropping %zu unapplied records of %s partitions", dropped,
+        rkb_log_info(t->component, "dropping %zu unfinished records of %s partitions", dropped,
                      lost ? "lost" : "revoked");
     compact_batch(t, keep);
     free(keep);
@@ -566,6 +1041,8 @@ static void on_revoke(const rkb_toppar_t *parts, size_t cnt, bool lost, void *op
 static void poll_into_batch(rkb_sink_task_t *t, int timeout_ms) {
     size_t before = t->cnt;
     rkb_consumer_poll(t->consumer, t->recs, &t->cnt, t->batch_size - t->cnt, timeout_ms);
+    for (size_t i = before; i < t->cnt; i++)
+        memset(&t->states[i], 0, sizeof(t->states[i]));
     if (t->cnt > before)
         atomic_fetch_add(&t->stats.records_read, t->cnt - before);
 }
@@ -581,68 +1058,85 @@ int rkb_sink_task_run(rkb_sink_task_t *t, const volatile int *stop, char *errstr
         .topics_regex = rkb_config_get(t->conf, "topics.regex"),
         .props = (const char *const *)t->props,
         .prop_cnt = t->prop_cnt,
-        .handlers = {.on_revoke = on_revoke, .opaque = t},
+        .handlers = {.on_assign = on_assign, .on_revoke = on_revoke, .opaque = t},
     };
     t->consumer = rkb_consumer_new(&cc, errstr, errstr_size);
     if (!t->consumer)
         return -1;
 
     char where[256];
-    rkb_log_info(t->component, "sink started: %s %s → redis %s as %s",
+    rkb_log_info(t->component, "sink started: %s %s → redis %s as %s, %s",
                  cc.topics_regex ? "topics matching" : "topics",
                  cc.topics_regex ? cc.topics_regex : rkb_config_get(t->conf, "topics"),
                  rkb_redis_conf_describe(&t->redis_conf, where, sizeof(where)),
-                 rkb_redis_type_name(t->type));
+                 rkb_redis_type_name(t->type),
+                 t->exactly_once ? "exactly-once" : "at-least-once");
 
     int attempt = 0;
+    int64_t outage_since = 0;
     while (!*stop && !t->failed) {
-        if (!t->cnt) {
-            poll_into_batch(t, 100);
-            if (!t->cnt)
-                continue;
-        }
-        int rc = apply_batch(t);
-        if (rc == 0) {
-            if (attempt) {
-                rkb_log_info(t->component, "Redis writes succeed again after %d retries; resuming",
+        round_t round;
+        if (t->restore_cnt && restore_pending(t))
+            round = t->failed ? ROUND_FAILED : ROUND_TRANSIENT;
+        else if (!t->cnt && (poll_into_batch(t, 100), !t->cnt))
+            round = ROUND_EMPTY;
+        else
+            round = apply_batch(t);
+
+        if (round == ROUND_FAILED)
+            break;
+        if (round != ROUND_TRANSIENT) {
+            if (attempt && !t->restore_cnt) {
+                rkb_log_info(t->component, "writes succeed again after %d retries; resuming",
                              attempt);
                 rkb_consumer_pause_all(t->consumer, false);
                 attempt = 0;
             }
             continue;
         }
-        if (rc < 0)
-            break;
         /* Transient: hold the batch, pause intake, keep polling so the member stays in its
          * group and rebalances are served, and try again after a capped backoff. */
-        if (!attempt)
-            rkb_log_warn(t->component, "Redis unavailable: pausing intake, %zu records held",
+        int64_t now = rkb_now_ms();
+        if (!attempt) {
+            outage_since = now;
+            rkb_log_warn(t->component, "writes failing: pausing intake, %zu records held",
                          t->cnt);
+        }
         rkb_consumer_pause_all(t->consumer, true);
         atomic_fetch_add(&t->stats.retries, 1);
-        int64_t until = rkb_now_ms() + rkb_backoff_ms(attempt++, 100, 5000);
+        if (t->retry_timeout_ms >= 0 && now - outage_since > t->retry_timeout_ms) {
+            char why[256];
+            snprintf(why, sizeof(why),
+                     "writes kept failing for %lld ms (errors.retry.timeout=%lld); giving up",
+                     (long long)(now - outage_since), (long long)t->retry_timeout_ms);
+            fail_task(t, NULL, why);
+            break;
+        }
+        int64_t until = now + rkb_backoff_ms(attempt++, 100, t->retry_delay_max_ms);
         while (!*stop && !t->failed && rkb_now_ms() < until)
-            poll_into_batch(t, 50); /* batch is full or paused: serves events */
+            poll_into_batch(t, 50); /* paused: serves events (and holds what was in flight) */
     }
 
-    /* Orderly shutdown: intake has stopped; apply what is in hand once (if Redis answers),
+    /* Orderly shutdown: intake has stopped; finish what is in hand once (if Redis answers),
      * store, then close, which commits the stored offsets and leaves the group. */
-    if (!t->failed && t->cnt && apply_batch(t) != 0)
-        rkb_log_warn(t->component, "%zu records not applied at shutdown; they will be read again",
+    if (!t->failed && t->cnt && apply_batch(t) != ROUND_EMPTY)
+        rkb_log_warn(t->component, "%zu records not finished at shutdown; they will be read again",
                      t->cnt);
-    for (size_t i = 0; i < t->cnt; i++)
-        rkb_consumer_release(&t->recs[i]);
-    t->cnt = 0;
+    bool *keep = rkb_calloc(t->cnt ? t->cnt : 1, sizeof(*keep));
+    compact_batch(t, keep); /* releases everything */
+    free(keep);
     rkb_consumer_close(t->consumer);
     t->consumer = NULL;
     rkb_redis_close(t->redis);
 
     rkb_log_info(t->component,
-                 "sink stopped: %llu read, %llu written, %llu skipped, %llu failed, %llu retries",
+                 "sink stopped: %llu read, %llu written, %llu skipped, %llu failed, "
+                 "%llu dead-lettered, %llu retries",
                  (unsigned long long)t->stats.records_read,
                  (unsigned long long)t->stats.records_written,
                  (unsigned long long)t->stats.records_skipped,
                  (unsigned long long)t->stats.records_failed,
+                 (unsigned long long)t->stats.records_dead_lettered,
                  (unsigned long long)t->stats.retries);
     if (t->failed) {
         snprintf(errstr, errstr_size, "%s", t->failure);
@@ -654,15 +1148,23 @@ int rkb_sink_task_run(rkb_sink_task_t *t, const volatile int *stop, char *errstr
 void rkb_sink_task_destroy(rkb_sink_task_t *t) {
     if (!t)
         return;
+    rkb_dlq_destroy(t->dlq); /* first: its last reports look records up in the batch */
+    t->dlq = NULL;
     if (t->consumer) {
-        for (size_t i = 0; i < t->cnt; i++)
-            rkb_consumer_release(&t->recs[i]);
+        bool *keep = rkb_calloc(t->cnt ? t->cnt : 1, sizeof(*keep));
+        compact_batch(t, keep);
+        free(keep);
         rkb_consumer_close(t->consumer);
     }
     rkb_writer_destroy(t->writer);
     rkb_redis_destroy(t->redis);
     rkb_redis_conf_clear(&t->redis_conf);
     rkb_cmds_destroy(t->cmds);
+    rkb_cmds_destroy(t->pipe);
+    rkb_eos_call_destroy(t->eos_call);
+    restore_forget(t, t->restore, t->restore_cnt);
+    free(t->restore);
+    free(t->offset_ns);
     for (size_t i = 0; i < t->topic_cnt; i++)
         free(t->topics[i]);
     free(t->topics);

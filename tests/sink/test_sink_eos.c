@@ -1,0 +1,356 @@
+/*
+ * test_sink_eos.c — exactly-once into Redis (redis.delivery=exactly-once, SEMANTICS.md §2):
+ * E-1 crash between the apply and the Kafka commit, E-3/E-4/E-5 where consumption starts from
+ * the offsets stored in Redis, dead-lettering inside the script's order, and a 100k-record
+ * LIST + COUNTER run killed at each failpoint and at a random point: exactly-once leaves Redis
+ * identical to an undisturbed run, at-least-once loses nothing. (E-2 and E-7, which drive the
+ * script directly, are in test_eos.c.)
+ */
+#include "harness.h"
+#include "sink_test_util.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+
+static h_redis_t *redis;
+static h_broker_t *broker;
+
+static int setup(void **state) {
+    redis = h_redis_start(NULL);
+    broker = h_broker_start(1, "e1:1,e3:1,e4:1,e5:1,edlq:1,edlq_out:1,crash:4,crash_alo:4");
+    return 0;
+}
+
+static int teardown(void **state) {
+    h_broker_stop(broker);
+    h_redis_stop(redis);
+    return 0;
+}
+
+static bool output_has(h_proc_t *proc, const char *needle) {
+    char *out = h_proc_output(proc);
+    bool has = strstr(out, needle) != NULL;
+    free(out);
+    return has;
+}
+
+static void produce_n(const char *topic, int32_t partition, int n, const char *value) {
+    rd_kafka_t *p = h_producer_new(broker);
+    char key[16];
+    for (int i = 0; i < n; i++) {
+        snprintf(key, sizeof(key), "%d", i);
+        h_produce(p, topic, partition, key, value, NULL);
+    }
+    h_producer_flush(p);
+    h_producer_destroy(p);
+}
+
+/* Commits offset for group on topic[0], as an earlier run would have. */
+static void commit_offset(const char *group, const char *topic, int64_t offset) {
+    char errstr[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", broker->bootstrap, errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    assert_non_null(rk);
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(list, topic, 0)->offset = offset;
+    assert_int_equal(rd_kafka_commit(rk, list, 0), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_topic_partition_list_destroy(list);
+    rd_kafka_destroy(rk);
+    assert_int_equal(h_committed(broker, group, topic, 0), offset);
+}
+
+/* A counter connector: HINCRBY cnt:{TOPIC} u1 1 per record, exactly-once. */
+static char *counter_config(const char *name, const char *topic, const char *extra) {
+    return sink_config(redis, broker, name, topic,
+                       "redis.type=COUNTER\nredis.key.template=cnt:{%s}\n"
+                       "redis.hash.field=u1\nredis.increment=1\n"
+                       "redis.delivery=exactly-once\n%s",
+                       topic, extra ? extra : "");
+}
+
+/* E-1: the process dies after Redis applied offset 6, before anything reached Kafka's commit.
+ * The restart starts at 7 from the offset in Redis: the counter is 10, not 17. */
+static void test_e1_crash_between_apply_and_commit(void **state) {
+    produce_n("e1", 0, 10, "x");
+    char *text = counter_config("e1", "e1", "batch.size=1\n");
+    const char *const crash_env[] = {"RKB_FAILPOINT=crash_after_redis_apply@6", NULL};
+    h_proc_t *proc = h_rkbridge_run(text, crash_env);
+    int status = h_proc_wait(proc, 60000);
+    if (status != 128 + SIGKILL)
+        sink_dump_output(proc);
+    assert_int_equal(status, 128 + SIGKILL);
+    h_proc_free(proc);
+    char *stored = h_redis_str(redis, "GET rkbridge:offset:{e1:0}:e1");
+    assert_string_equal(stored, "7");
+    free(stored);
+
+    proc = h_rkbridge_run(text, NULL);
+    free(text);
+    bool done = H_WAIT_FOR(h_committed(broker, "connect-e1", "e1", 0) == 10, 60000);
+    if (!done)
+        sink_dump_output(proc);
+    assert_true(done);
+    assert_true(output_has(proc, "e1[0]: starting at offset 7 (stored in Redis)"));
+    assert_int_equal(h_proc_stop(proc, SIGTERM, 30000), 0);
+    h_proc_free(proc);
+    char *count = h_redis_str(redis, "HGET cnt:{e1} u1");
+    assert_string_equal(count, "10");
+    free(count);
+    stored = h_redis_str(redis, "GET rkbridge:offset:{e1:0}:e1");
+    assert_string_equal(stored, "10");
+    free(stored);
+}
+
+/* Runs a counter connector over 10 records with a Redis offset and a Kafka committed offset
+ * set beforehand; returns how many records it applied. */
+static long long run_with_offsets(const char *topic, int64_t redis_next, int64_t kafka_committed) {
+    produce_n(topic, 0, 10, "x");
+    char group[64];
+    snprintf(group, sizeof(group), "connect-%s", topic);
+    if (kafka_committed >= 0)
+        commit_offset(group, topic, kafka_committed);
+    if (redis_next >= 0)
+        freeReplyObject(h_redis_cmd(redis, "SET rkbridge:offset:{%s:0}:%s %lld", topic, topic,
+                                    (long long)redis_next));
+    char *text = counter_config(topic, topic, NULL);
+    h_proc_t *proc = h_rkbridge_run(text, NULL);
+    free(text);
+    char key[64];
+    snprintf(key, sizeof(key), "rkbridge:offset:{%s:0}:%s", topic, topic);
+    bool done = H_WAIT_FOR(({
+                               char *v = h_redis_str(redis, "GET %s", key);
+                               bool at_end = v && !strcmp(v, "10");
+                               free(v);
+                               at_end;
+                           }),
+                           60000);
+    if (!done)
+        sink_dump_output(proc);
+    assert_true(done);
+    assert_int_equal(h_proc_stop(proc, SIGTERM, 30000), 0);
+    h_proc_free(proc);
+    char *count = h_redis_str(redis, "HGET cnt:{%s} u1", topic);
+    long long applied = count ? atoll(count) : 0;
+    free(count);
+    return applied;
+}
+
+/* E-3: Redis ahead of Kafka (8 vs 3) → starts at 8. */
+static void test_e3_redis_ahead_of_kafka(void **state) {
+    assert_int_equal(run_with_offsets("e3", 8, 3), 2);
+}
+
+/* E-4: Redis behind Kafka (3 vs 8) → starts at 3: Redis is the truth. */
+static void test_e4_redis_behind_kafka(void **state) {
+    assert_int_equal(run_with_offsets("e4", 3, 8), 7);
+}
+
+/* E-5: no offset in Redis, Kafka committed 5 → starts at 5 (not at 0, as redis-kafka-connect
+ * would). */
+static void test_e5_no_redis_offset_uses_committed(void **state) {
+    assert_int_equal(run_with_offsets("e5", -1, 5), 5);
+}
+
+/* Records that cannot be written, in exactly-once mode: one refused by the writer (not a
+ * number), one refused by the script (the key holds a list): both dead-lettered, the counter
+ * counts the rest exactly once, the stored offset moves past everything. */
+static void test_eos_dead_letters_in_order(void **state) {
+    freeReplyObject(h_redis_cmd(redis, "RPUSH cnt:wrong x"));
+    rd_kafka_t *p = h_producer_new(broker);
+    const char *values[] = {"{\"k\":\"a\",\"n\":1}", "{\"k\":\"a\",\"n\":\"x\"}",
+                            "{\"k\":\"a\",\"n\":2}", "{\"k\":\"wrong\",\"n\":5}",
+                            "{\"k\":\"a\",\"n\":3}"};
+    for (int i = 0; i < 5; i++)
+        h_produce(p, "edlq", 0, "k", values[i], NULL);
+    h_producer_flush(p);
+    h_producer_destroy(p);
+    char *text = sink_config(redis, broker, "edlq", "edlq",
+                             "redis.type=COUNTER\nredis.key.template=cnt:${value.k}\n"
+                             "redis.increment=${value.n}\nredis.delivery=exactly-once\n"
+                             "errors.tolerance=all\n"
+                             "errors.deadletterqueue.topic.name=edlq_out\n");
+    h_proc_t *proc = h_rkbridge_run(text, NULL);
+    free(text);
+    bool done = H_WAIT_FOR(h_committed(broker, "connect-edlq", "edlq", 0) == 5, 60000);
+    if (!done)
+        sink_dump_output(proc);
+    assert_true(done);
+    assert_int_equal(h_proc_stop(proc, SIGTERM, 30000), 0);
+    h_proc_free(proc);
+    char *v = h_redis_str(redis, "GET cnt:a");
+    assert_string_equal(v, "6");
+    free(v);
+    v = h_redis_str(redis, "GET rkbridge:offset:{edlq:0}:edlq");
+    assert_string_equal(v, "5");
+    free(v);
+    rd_kafka_message_t **msgs;
+    size_t cnt = h_consume_all(broker, "edlq_out", &msgs);
+    assert_int_equal(cnt, 2);
+    assert_int_equal(msgs[0]->offset, 0);
+    assert_memory_equal(msgs[0]->payload, values[1], strlen(values[1]));
+    assert_memory_equal(msgs[1]->payload, values[3], strlen(values[3]));
+    h_messages_free(msgs, cnt);
+}
+
+/* ---- the crash matrix --------------------------------------------------------------------------- */
+
+enum { CRASH_RECORDS = 100000, CRASH_PARTITIONS = 4 };
+static long long expected_sum[CRASH_PARTITIONS];
+static int expected_cnt[CRASH_PARTITIONS];
+
+static void produce_crash_topic(const char *topic) {
+    rd_kafka_t *p = h_producer_new(broker);
+    char key[16], value[32];
+    memset(expected_sum, 0, sizeof(expected_sum));
+    memset(expected_cnt, 0, sizeof(expected_cnt));
+    for (int i = 0; i < CRASH_RECORDS; i++) {
+        int part = i % CRASH_PARTITIONS;
+        int n = i % 7 + 1;
+        snprintf(key, sizeof(key), "%d", i);
+        snprintf(value, sizeof(value), "{\"n\":%d}", n);
+        h_produce(p, topic, part, key, value, NULL);
+        expected_sum[part] += n;
+        expected_cnt[part]++;
+    }
+    h_producer_flush(p);
+    h_producer_destroy(p);
+}
+
+/* Two connectors on one topic in one process: a list per partition of applied offsets, and a
+ * counter per partition summing value.n. */
+static const char *const *crash_argv(const char *topic, const char *delivery) {
+    static const char *argv[8];
+    char name[64], extra[512];
+    snprintf(name, sizeof(name), "%s-list", topic);
+    snprintf(extra, sizeof(extra),
+             "redis.type=LIST\nredis.key.template=list:{${topic}:${partition}}\n"
+             "redis.member=${offset}\nredis.delivery=%s\nbatch.size=500\n",
+             delivery);
+    char *list = sink_config(redis, broker, name, topic, "%s", extra);
+    snprintf(name, sizeof(name), "%s-counter", topic);
+    snprintf(extra, sizeof(extra),
+             "redis.type=COUNTER\nredis.key.template=cnt:{${topic}:${partition}}\n"
+             "redis.increment=${value.n}\nredis.delivery=%s\nbatch.size=500\n",
+             delivery);
+    char *counter = sink_config(redis, broker, name, topic, "%s", extra);
+    char file[64];
+    snprintf(file, sizeof(file), "%s-list.properties", topic);
+    argv[0] = "rkbridge";
+    argv[1] = "run";
+    argv[2] = h_write_file(file, list);
+    snprintf(file, sizeof(file), "%s-counter.properties", topic);
+    argv[3] = h_write_file(file, counter);
+    argv[4] = NULL;
+    free(list);
+    free(counter);
+    return argv;
+}
+
+static long long total_listed(const char *topic) {
+    long long total = 0;
+    for (int p = 0; p < CRASH_PARTITIONS; p++)
+        total += h_redis_int(redis, "LLEN list:{%s:%d}", topic, p);
+    return total;
+}
+
+static bool all_committed(const char *topic) {
+    char group[64];
+    for (int c = 0; c < 2; c++) {
+        snprintf(group, sizeof(group), "connect-%s-%s", topic, c ? "counter" : "list");
+        for (int p = 0; p < CRASH_PARTITIONS; p++)
+            if (h_committed(broker, group, topic, p) != expected_cnt[p])
+                return false;
+    }
+    return true;
+}
+
+/* Kills the run at each failpoint and at a random point, then lets it finish. */
+static void crash_and_finish(const char *topic, const char *delivery) {
+    produce_crash_topic(topic);
+    const char *const *argv = crash_argv(topic, delivery);
+    const char *const failpoints[] = {"RKB_FAILPOINT=crash_after_redis_apply@5000",
+                                      "RKB_FAILPOINT=crash_mid_batch@12000", NULL};
+    for (int i = 0; failpoints[i]; i++) {
+        const char *const env[] = {failpoints[i], NULL};
+        h_proc_t *proc = h_rkbridge_spawn(argv, env);
+        int status = h_proc_wait(proc, 120000);
+        if (status != 128 + SIGKILL)
+            sink_dump_output(proc);
+        assert_int_equal(status, 128 + SIGKILL);
+        h_proc_free(proc);
+    }
+    /* A random point: SIGKILL once another ~15% of the records has been listed. */
+    srandom((unsigned)h_now_ms());
+    long long target = total_listed(topic) + CRASH_RECORDS / 10 + random() % (CRASH_RECORDS / 10);
+    h_proc_t *proc = h_rkbridge_spawn(argv, NULL);
+    H_WAIT_FOR(total_listed(topic) >= target, 120000);
+    assert_int_equal(h_proc_stop(proc, SIGKILL, 10000), 128 + SIGKILL);
+    h_proc_free(proc);
+
+    proc = h_rkbridge_spawn(argv, NULL);
+    bool done = H_WAIT_FOR(all_committed(topic), 180000);
+    if (!done)
+        sink_dump_output(proc);
+    assert_true(done);
+    assert_int_equal(h_proc_stop(proc, SIGTERM, 30000), 0);
+    h_proc_free(proc);
+}
+
+static void test_eos_crashes_leave_redis_as_undisturbed(void **state) {
+    crash_and_finish("crash", "exactly-once");
+    for (int p = 0; p < CRASH_PARTITIONS; p++) {
+        /* The list holds each offset exactly once, in order: what one clean run writes. */
+        redisReply *r = h_redis_cmd(redis, "LRANGE list:{crash:%d} 0 -1", p);
+        assert_int_equal(r->elements, (size_t)expected_cnt[p]);
+        for (size_t i = 0; i < r->elements; i++)
+            if (atoll(r->element[i]->str) != (long long)i)
+                fail_msg("list:{crash:%d}[%zu] = %s", p, i, r->element[i]->str);
+        freeReplyObject(r);
+        char *sum = h_redis_str(redis, "GET cnt:{crash:%d}", p);
+        assert_non_null(sum);
+        assert_int_equal(atoll(sum), expected_sum[p]);
+        free(sum);
+    }
+}
+
+static void test_alo_crashes_lose_nothing(void **state) {
+    crash_and_finish("crash_alo", "at-least-once");
+    for (int p = 0; p < CRASH_PARTITIONS; p++) {
+        /* Every offset at least once; replays only add duplicates. */
+        redisReply *r = h_redis_cmd(redis, "LRANGE list:{crash_alo:%d} 0 -1", p);
+        char *seen = calloc((size_t)expected_cnt[p], 1);
+        for (size_t i = 0; i < r->elements; i++) {
+            long long off = atoll(r->element[i]->str);
+            assert_true(off >= 0 && off < expected_cnt[p]);
+            seen[off] = 1;
+        }
+        for (int off = 0; off < expected_cnt[p]; off++)
+            if (!seen[off])
+                fail_msg("list:{crash_alo:%d} misses offset %d", p, off);
+        free(seen);
+        freeReplyObject(r);
+        char *sum = h_redis_str(redis, "GET cnt:{crash_alo:%d}", p);
+        assert_non_null(sum);
+        assert_true(atoll(sum) >= expected_sum[p]);
+        free(sum);
+    }
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_e1_crash_between_apply_and_commit),
+        cmocka_unit_test(test_e3_redis_ahead_of_kafka),
+        cmocka_unit_test(test_e4_redis_behind_kafka),
+        cmocka_unit_test(test_e5_no_redis_offset_uses_committed),
+        cmocka_unit_test(test_eos_dead_letters_in_order),
+        cmocka_unit_test(test_eos_crashes_leave_redis_as_undisturbed),
+        cmocka_unit_test(test_alo_crashes_lose_nothing),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,15 +1,22 @@
 /*
- * sink.h — the Kafka → Redis sink task (at-least-once).
+ * sink.h — the Kafka → Redis sink task.
  *
  * One task = one consumer-group member + one Redis connection + one thread. The loop
- * (SEMANTICS.md §1.3): poll a batch; convert and encode every record into one pipeline; send it;
- * for each partition, the records acknowledged by Redis up to the first one that was not become
- * "applied" and only their next offset is stored for commit. A transient failure (connection
- * lost, LOADING, BUSY, OOM, ...) pauses intake and retries the rest of the batch in order with
- * capped backoff while the consumer keeps polling (so the member stays in its group); a record
- * that can never be written stops the task in FAILED, with nothing stored past it.
- * On revocation the batch is drained first and the stored offsets committed before the
- * partitions go (consumer.h); on a lost assignment nothing is stored or committed.
+ * (SEMANTICS.md §1.3): poll a batch; convert and encode every record; send them in one pipeline
+ * (at-least-once) or as one Lua script per partition that also advances the partition's offset
+ * kept in Redis (exactly-once, §2.4, sink/eos.h); for each partition, the records finished up
+ * to the first one that is not become "applied" and only their next offset is stored for commit.
+ *
+ * - A transient failure (connection lost, LOADING, BUSY, OOM, ...) pauses intake and retries
+ *   the rest of the batch in order with capped backoff (errors.retry.delay.max.ms) while the
+ *   consumer keeps polling, so the member stays in its group; errors.retry.timeout bounds it.
+ * - A record that can never be written (not JSON, a missing template field, WRONGTYPE, too
+ *   large) stops the task in FAILED with nothing stored past it (errors.tolerance=none), or goes
+ *   to the dead-letter topic (sink/dlq.h) and its offset is stored only after the topic
+ *   acknowledged it, or is skipped (errors.tolerance=all).
+ * - On revocation the batch is finished once and the stored offsets committed before the
+ *   partitions go (consumer.h); on a lost assignment nothing is stored or committed. In
+ *   exactly-once mode a newly assigned partition starts at the offset stored in Redis.
  */
 #ifndef RKB_SINK_SINK_H
 #define RKB_SINK_SINK_H

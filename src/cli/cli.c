@@ -70,8 +70,7 @@ int rkb_cli_validate(int argc, char **argv) {
     return rc;
 }
 
-static void find_kafka_prop(const char *name, const char *value, const char *origin,
-                            void *opaque) {
+static void find_kafka_prop(const char *name, const char *value, const char *origin, void *opaque) {
     const char **wanted = opaque;
     if (!strcmp(name, wanted[0]))
         wanted[1] = value;
@@ -142,8 +141,7 @@ int rkb_cli_run(int argc, char **argv) {
         }
         conns[i] = rkb_connector_start(confs[i], why, sizeof(why));
         if (!conns[i]) {
-            rkb_log_error(NULL, "%s: cannot start connector: %s", argv[first_file + (int)i],
-                          why);
+            rkb_log_error(NULL, "%s: cannot start connector: %s", argv[first_file + (int)i], why);
             rkb_config_destroy(confs[i]);
             rc = 1;
         }

@@ -3,6 +3,8 @@
  */
 #include "kafka/consumer.h"
 
+#include "kafka/kafka_int.h"
+
 #include "util/log.h"
 #include "util/util.h"
 
@@ -20,13 +22,8 @@ struct rkb_consumer_s {
 };
 
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-    const char *component = rd_kafka_opaque(rk) ? ((rkb_consumer_t *)rd_kafka_opaque(rk))->component
-                                                : "kafka";
-    rkb_log_level_t lvl = level <= 3 ? RKB_LOG_ERROR
-                          : level <= 4 ? RKB_LOG_WARN
-                          : level <= 6 ? RKB_LOG_INFO
-                                       : RKB_LOG_DEBUG;
-    rkb_log(lvl, component, "librdkafka %s: %s", fac, buf);
+    const rkb_consumer_t *owner = rd_kafka_opaque(rk);
+    rkb_kafka_log(owner ? owner->component : NULL, level, fac, buf);
 }
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
@@ -123,16 +120,6 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rkb_buf_free(&desc);
 }
 
-static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,
-                    size_t errstr_size) {
-    char why[512];
-    if (rd_kafka_conf_set(conf, name, value, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
-        snprintf(errstr, errstr_size, "kafka.%s: %s", name, why);
-        return -1;
-    }
-    return 0;
-}
-
 rkb_consumer_t *rkb_consumer_new(const rkb_consumer_conf_t *conf, char *errstr,
                                  size_t errstr_size) {
     rkb_consumer_t *c = rkb_calloc(1, sizeof(*c));
@@ -144,26 +131,26 @@ rkb_consumer_t *rkb_consumer_new(const rkb_consumer_conf_t *conf, char *errstr,
      * has no committed offset; cooperative rebalancing so that adding a member does not stop
      * the others. The user's kafka.* settings below override these. */
     static const char *const defaults[] = {
-        "auto.offset.reset", "earliest",
-        "partition.assignment.strategy", "cooperative-sticky",
-        "enable.auto.commit", "true",
-        "auto.commit.interval.ms", "1000",
-        "enable.partition.eof", "false",
-        "queued.max.messages.kbytes", "16384",
+        "auto.offset.reset",    "earliest", "partition.assignment.strategy", "cooperative-sticky",
+        "enable.auto.commit",   "true",     "auto.commit.interval.ms",       "1000",
+        "enable.partition.eof", "false",    "queued.max.messages.kbytes",    "16384",
     };
     for (size_t i = 0; i < RKB_ARRAY_SIZE(defaults); i += 2)
-        if (conf_set(kconf, defaults[i], defaults[i + 1], errstr, errstr_size))
+        if (rkb_kafka_conf_set(kconf, defaults[i], defaults[i + 1], errstr, errstr_size))
             goto fail;
-    if (conf->group_id && conf_set(kconf, "group.id", conf->group_id, errstr, errstr_size))
+    if (conf->group_id &&
+        rkb_kafka_conf_set(kconf, "group.id", conf->group_id, errstr, errstr_size))
         goto fail;
-    if (conf->client_id && conf_set(kconf, "client.id", conf->client_id, errstr, errstr_size))
+    if (conf->client_id &&
+        rkb_kafka_conf_set(kconf, "client.id", conf->client_id, errstr, errstr_size))
         goto fail;
     for (size_t i = 0; i < conf->prop_cnt; i++)
-        if (conf_set(kconf, conf->props[2 * i], conf->props[2 * i + 1], errstr, errstr_size))
+        if (rkb_kafka_conf_set(kconf, conf->props[2 * i], conf->props[2 * i + 1], errstr,
+                               errstr_size))
             goto fail;
     /* Not overridable: an offset is stored only after Redis acknowledged the record
      * (SEMANTICS.md §1.2); librdkafka's automatic store would commit before the write. */
-    if (conf_set(kconf, "enable.auto.offset.store", "false", errstr, errstr_size))
+    if (rkb_kafka_conf_set(kconf, "enable.auto.offset.store", "false", errstr, errstr_size))
         goto fail;
 
     rd_kafka_conf_set_opaque(kconf, c);
@@ -191,8 +178,7 @@ rkb_consumer_t *rkb_consumer_new(const rkb_consumer_conf_t *conf, char *errstr,
         free(regex);
     } else {
         for (size_t i = 0; i < conf->topic_cnt; i++)
-            rd_kafka_topic_partition_list_add(subscription, conf->topics[i],
-                                              RD_KAFKA_PARTITION_UA);
+            rd_kafka_topic_partition_list_add(subscription, conf->topics[i], RD_KAFKA_PARTITION_UA);
     }
     rd_kafka_resp_err_t err = rd_kafka_subscribe(c->rk, subscription);
     rd_kafka_topic_partition_list_destroy(subscription);
@@ -212,8 +198,7 @@ fail:
     return NULL;
 }
 
-static int header_get(const rkb_record_t *rec, const char *name, const void **val,
-                      size_t *len) {
+static int header_get(const rkb_record_t *rec, const char *name, const void **val, size_t *len) {
     rd_kafka_headers_t *hdrs;
     if (rd_kafka_message_headers(rec->source, &hdrs))
         return -1;
@@ -246,8 +231,8 @@ size_t rkb_consumer_poll(rkb_consumer_t *c, rkb_record_t *recs, size_t *cnt, siz
         if (msg->err) {
             if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                 rkb_log_warn(c->component, "consumer: %s%s%s",
-                             msg->rkt ? rd_kafka_topic_name(msg->rkt) : "",
-                             msg->rkt ? ": " : "", rd_kafka_message_errstr(msg));
+                             msg->rkt ? rd_kafka_topic_name(msg->rkt) : "", msg->rkt ? ": " : "",
+                             rd_kafka_message_errstr(msg));
             rd_kafka_message_destroy(msg);
             break;
         }

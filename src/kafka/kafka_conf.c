@@ -2,8 +2,11 @@
  * kafka_conf.c — librdkafka property checks for config/ (see kafka_conf.h).
  */
 #include "kafka/kafka_conf.h"
+#include "kafka/kafka_int.h"
+#include "util/log.h"
 
 #include <librdkafka/rdkafka.h>
+#include <stdio.h>
 #include <string.h>
 
 int rkb_kafka_conf_check(const char *name, const char *value, char *errstr, size_t errstr_size) {
@@ -19,4 +22,22 @@ int rkb_kafka_conf_check(const char *name, const char *value, char *errstr, size
     while (len > 0 && (errstr[len - 1] == '\n' || errstr[len - 1] == ' '))
         errstr[--len] = '\0';
     return -1;
+}
+
+int rkb_kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,
+                       size_t errstr_size) {
+    char why[512];
+    if (rd_kafka_conf_set(conf, name, value, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
+        snprintf(errstr, errstr_size, "kafka.%s: %s", name, why);
+        return -1;
+    }
+    return 0;
+}
+
+void rkb_kafka_log(const char *component, int level, const char *fac, const char *buf) {
+    rkb_log_level_t lvl = level <= 3   ? RKB_LOG_ERROR
+                          : level <= 4 ? RKB_LOG_WARN
+                          : level <= 6 ? RKB_LOG_INFO
+                                       : RKB_LOG_DEBUG;
+    rkb_log(lvl, component ? component : "kafka", "librdkafka %s: %s", fac, buf);
 }

@@ -8,6 +8,8 @@
  */
 #include "kafka/producer.h"
 
+#include "kafka/kafka_int.h"
+
 #include "util/log.h"
 #include "util/util.h"
 
@@ -32,12 +34,8 @@ struct rkb_producer_s {
 
 /* @locality any librdkafka thread: reads only the immutable component. */
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-    const rkb_producer_t *p = rd_kafka_opaque(rk);
-    rkb_log_level_t lvl = level <= 3   ? RKB_LOG_ERROR
-                          : level <= 4 ? RKB_LOG_WARN
-                          : level <= 6 ? RKB_LOG_INFO
-                                       : RKB_LOG_DEBUG;
-    rkb_log(lvl, p ? p->component : "kafka", "librdkafka %s: %s", fac, buf);
+    const rkb_producer_t *owner = rd_kafka_opaque(rk);
+    rkb_kafka_log(owner ? owner->component : NULL, level, fac, buf);
 }
 
 /*
@@ -70,16 +68,6 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaqu
         p->on_delivery(msg->_private, msg->err, rd_kafka_err2str(msg->err), p->opaque);
 }
 
-static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,
-                    size_t errstr_size) {
-    char why[512];
-    if (rd_kafka_conf_set(conf, name, value, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
-        snprintf(errstr, errstr_size, "kafka.%s: %s", name, why);
-        return -1;
-    }
-    return 0;
-}
-
 /*
  * rd_kafka_new checks how properties fit together (acks=1 with idempotence, linger.ms above
  * message.timeout.ms, ...) and names the first property at fault in backquotes:
@@ -110,9 +98,10 @@ rkb_producer_t *rkb_producer_new(const rkb_producer_conf_t *conf, char *errstr,
      * 300000 unless the user sets it. The user's kafka.* settings below override these. */
     static const char *const defaults[] = {"linger.ms", "5"};
     for (size_t i = 0; i < RKB_ARRAY_SIZE(defaults); i += 2)
-        if (conf_set(kconf, defaults[i], defaults[i + 1], errstr, errstr_size))
+        if (rkb_kafka_conf_set(kconf, defaults[i], defaults[i + 1], errstr, errstr_size))
             goto fail;
-    if (conf->client_id && conf_set(kconf, "client.id", conf->client_id, errstr, errstr_size))
+    if (conf->client_id &&
+        rkb_kafka_conf_set(kconf, "client.id", conf->client_id, errstr, errstr_size))
         goto fail;
     for (size_t i = 0; i < conf->prop_cnt; i++) {
         const char *name = conf->props[2 * i], *value = conf->props[2 * i + 1];
@@ -120,12 +109,12 @@ rkb_producer_t *rkb_producer_new(const rkb_producer_conf_t *conf, char *errstr,
             rkb_log_warn(p->component,
                          "kafka.enable.idempotence=%s ignored: the producer is always idempotent",
                          value);
-        if (conf_set(kconf, name, value, errstr, errstr_size))
+        if (rkb_kafka_conf_set(kconf, name, value, errstr, errstr_size))
             goto fail;
     }
     /* Not overridable: a delivered record must be written once and in order even when
      * librdkafka retried it (SEMANTICS.md §3.1). This also forces acks=all. */
-    if (conf_set(kconf, "enable.idempotence", "true", errstr, errstr_size))
+    if (rkb_kafka_conf_set(kconf, "enable.idempotence", "true", errstr, errstr_size))
         goto fail;
 
     rd_kafka_conf_set_opaque(kconf, p);

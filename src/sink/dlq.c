@@ -62,10 +62,11 @@ rkb_dlq_t *rkb_dlq_new(const rkb_dlq_conf_t *conf, char *errstr, size_t errstr_s
     /* Kafka Connect creates a missing dead-letter topic with one partition. A broker without
      * the Admin API (the dev broker) creates it on the first produce instead. */
     char why[512];
-    if (rkb_producer_ensure_topic(dlq->producer, dlq->topic, 1, conf->replication_factor, 2000,
-                                  why, sizeof(why)))
-        rkb_log_info(dlq->component, "dead-letter topic %s not created (%s); relying on the "
-                                     "broker to create it",
+    if (rkb_producer_ensure_topic(dlq->producer, dlq->topic, 1, conf->replication_factor, 2000, why,
+                                  sizeof(why)))
+        rkb_log_info(dlq->component,
+                     "dead-letter topic %s not created (%s); relying on the "
+                     "broker to create it",
                      dlq->topic, why);
     return dlq;
 }

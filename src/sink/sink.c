@@ -34,11 +34,11 @@ typedef enum {
 } rec_outcome_t;
 
 typedef struct rec_state_s {
-    size_t cmd_first;  /* its first command in t->cmds */
-    int cmd_cnt;       /* number of commands (0: nothing to write) */
-    bool sent;         /* part of the last pipeline */
-    bool transient;    /* the last attempt failed in a way that goes away by itself */
-    bool skip_write;   /* exactly-once: dead-lettered; the script only moves past it */
+    size_t cmd_first; /* its first command in t->cmds */
+    int cmd_cnt;      /* number of commands (0: nothing to write) */
+    bool sent;        /* part of the last pipeline */
+    bool transient;   /* the last attempt failed in a way that goes away by itself */
+    bool skip_write;  /* exactly-once: dead-lettered; the script only moves past it */
     rec_outcome_t outcome;
     const char *stage; /* REC_DATA_ERROR: Connect's stage (dlq.h) */
     char *error;       /* REC_DATA_ERROR: why, owned */
@@ -88,8 +88,8 @@ struct rkb_sink_task_s {
     bool exactly_once;
     char *offset_ns;
     rkb_eos_call_t *eos_call;
-    rkb_cmds_t *pipe;     /* the script calls built from cmds */
-    bool script_loaded;   /* on the current connection */
+    rkb_cmds_t *pipe;      /* the script calls built from cmds */
+    bool script_loaded;    /* on the current connection */
     rkb_toppar_t *restore; /* assigned partitions whose start offset is still to be read */
     size_t restore_cnt;
 
@@ -125,12 +125,13 @@ struct rkb_sink_task_s {
 /* ---- configuration -------------------------------------------------------------------------- */
 
 static const char *const template_keys[] = {
-    "redis.keyspace", "redis.key.template",         "redis.member",    "redis.score",
-    "redis.timeseries.timestamp", "redis.increment", "redis.hash.field",
+    "redis.keyspace",   "redis.key.template",         "redis.member",
+    "redis.score",      "redis.timeseries.timestamp", "redis.increment",
+    "redis.hash.field",
 };
 
-static int converter_from_config(const rkb_config_t *conf, const char *key,
-                                 const char *schemas_key, rkb_converter_t *conv) {
+static int converter_from_config(const rkb_config_t *conf, const char *key, const char *schemas_key,
+                                 rkb_converter_t *conv) {
     if (rkb_converter_parse(rkb_config_get(conf, key), &conv->type))
         return -1;
     conv->schemas_enable =
@@ -423,8 +424,7 @@ static int ensure_connected(rkb_sink_task_t *t) {
         }
         if (err != RKB_REDIS_OK) {
             t->failed = true;
-            snprintf(t->failure, sizeof(t->failure), "loading the exactly-once script: %s",
-                     why);
+            snprintf(t->failure, sizeof(t->failure), "loading the exactly-once script: %s", why);
             return -1;
         }
         t->script_loaded = true;
@@ -659,8 +659,8 @@ static void settle_scripts(rkb_sink_task_t *t) {
         if (!slot->has_call)
             continue;
         rkb_eos_result_t result;
-        bool call_ok = rkb_eos_parse_reply(t->replies[slot->call_index], &result, why,
-                                           sizeof(why)) == 0;
+        bool call_ok =
+            rkb_eos_parse_reply(t->replies[slot->call_index], &result, why, sizeof(why)) == 0;
         if (!call_ok) {
             if (rkb_eos_error_is_noscript(why))
                 t->script_loaded = false; /* Redis restarted or flushed its scripts */
@@ -920,7 +920,8 @@ static round_t apply_batch(rkb_sink_task_t *t) {
     return t->cnt ? ROUND_PROGRESS : ROUND_EMPTY;
 }
 
-/* ---- exactly-once start offsets ----------------------------------------------------------------- */
+/* ---- exactly-once start offsets -----------------------------------------------------------------
+ */
 
 /* Reads the stored next offsets of parts from Redis into parts[i].offset (left alone where
  * none is stored). Returns 0, or -1 when Redis could not answer. */
@@ -1036,7 +1037,8 @@ static void on_revoke(const rkb_toppar_t *parts, size_t cnt, bool lost, void *op
     free(keep);
 }
 
-/* ---- the loop --------------------------------------------------------------------------------- */
+/* ---- the loop ---------------------------------------------------------------------------------
+ */
 
 static void poll_into_batch(rkb_sink_task_t *t, int timeout_ms) {
     size_t before = t->cnt;
@@ -1069,8 +1071,7 @@ int rkb_sink_task_run(rkb_sink_task_t *t, const volatile int *stop, char *errstr
                  cc.topics_regex ? "topics matching" : "topics",
                  cc.topics_regex ? cc.topics_regex : rkb_config_get(t->conf, "topics"),
                  rkb_redis_conf_describe(&t->redis_conf, where, sizeof(where)),
-                 rkb_redis_type_name(t->type),
-                 t->exactly_once ? "exactly-once" : "at-least-once");
+                 rkb_redis_type_name(t->type), t->exactly_once ? "exactly-once" : "at-least-once");
 
     int attempt = 0;
     int64_t outage_since = 0;
@@ -1099,8 +1100,7 @@ int rkb_sink_task_run(rkb_sink_task_t *t, const volatile int *stop, char *errstr
         int64_t now = rkb_now_ms();
         if (!attempt) {
             outage_since = now;
-            rkb_log_warn(t->component, "writes failing: pausing intake, %zu records held",
-                         t->cnt);
+            rkb_log_warn(t->component, "writes failing: pausing intake, %zu records held", t->cnt);
         }
         rkb_consumer_pause_all(t->consumer, true);
         atomic_fetch_add(&t->stats.retries, 1);
@@ -1129,15 +1129,13 @@ int rkb_sink_task_run(rkb_sink_task_t *t, const volatile int *stop, char *errstr
     t->consumer = NULL;
     rkb_redis_close(t->redis);
 
-    rkb_log_info(t->component,
-                 "sink stopped: %llu read, %llu written, %llu skipped, %llu failed, "
-                 "%llu dead-lettered, %llu retries",
-                 (unsigned long long)t->stats.records_read,
-                 (unsigned long long)t->stats.records_written,
-                 (unsigned long long)t->stats.records_skipped,
-                 (unsigned long long)t->stats.records_failed,
-                 (unsigned long long)t->stats.records_dead_lettered,
-                 (unsigned long long)t->stats.retries);
+    rkb_log_info(
+        t->component,
+        "sink stopped: %llu read, %llu written, %llu skipped, %llu failed, "
+        "%llu dead-lettered, %llu retries",
+        (unsigned long long)t->stats.records_read, (unsigned long long)t->stats.records_written,
+        (unsigned long long)t->stats.records_skipped, (unsigned long long)t->stats.records_failed,
+        (unsigned long long)t->stats.records_dead_lettered, (unsigned long long)t->stats.retries);
     if (t->failed) {
         snprintf(errstr, errstr_size, "%s", t->failure);
         return -1;

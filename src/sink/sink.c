@@ -117,6 +117,7 @@ struct rkb_sink_task_s {
     size_t slot_cnt, slot_cap;
     rkb_toppar_t *store;
 
+    int attempt; /* transient failures in a row: > 0 while intake is paused for an outage */
     bool failed;
     char failure[1024];
     rkb_sink_stats_t stats;
@@ -984,6 +985,8 @@ static int restore_pending(rkb_sink_task_t *t) {
         return -1;
     rkb_consumer_seek(t->consumer, t->restore, t->restore_cnt);
     restore_forget(t, t->restore, t->restore_cnt);
+    if (!t->attempt) /* paused only for this (an outage resumes when it ends) */
+        rkb_consumer_pause_all(t->consumer, false);
     return 0;
 }
 
@@ -1073,7 +1076,6 @@ int rkb_sink_task_run(rkb_sink_task_t *t, const volatile int *stop, char *errstr
                  rkb_redis_conf_describe(&t->redis_conf, where, sizeof(where)),
                  rkb_redis_type_name(t->type), t->exactly_once ? "exactly-once" : "at-least-once");
 
-    int attempt = 0;
     int64_t outage_since = 0;
     while (!*stop && !t->failed) {
         round_t round;
@@ -1087,18 +1089,18 @@ int rkb_sink_task_run(rkb_sink_task_t *t, const volatile int *stop, char *errstr
         if (round == ROUND_FAILED)
             break;
         if (round != ROUND_TRANSIENT) {
-            if (attempt && !t->restore_cnt) {
+            if (t->attempt && !t->restore_cnt) {
                 rkb_log_info(t->component, "writes succeed again after %d retries; resuming",
-                             attempt);
+                             t->attempt);
                 rkb_consumer_pause_all(t->consumer, false);
-                attempt = 0;
+                t->attempt = 0;
             }
             continue;
         }
         /* Transient: hold the batch, pause intake, keep polling so the member stays in its
          * group and rebalances are served, and try again after a capped backoff. */
         int64_t now = rkb_now_ms();
-        if (!attempt) {
+        if (!t->attempt) {
             outage_since = now;
             rkb_log_warn(t->component, "writes failing: pausing intake, %zu records held", t->cnt);
         }
@@ -1112,7 +1114,7 @@ int rkb_sink_task_run(rkb_sink_task_t *t, const volatile int *stop, char *errstr
             fail_task(t, NULL, why);
             break;
         }
-        int64_t until = now + rkb_backoff_ms(attempt++, 100, t->retry_delay_max_ms);
+        int64_t until = now + rkb_backoff_ms(t->attempt++, 100, t->retry_delay_max_ms);
         while (!*stop && !t->failed && rkb_now_ms() < until)
             poll_into_batch(t, 50); /* paused: serves events (and holds what was in flight) */
     }

@@ -21,7 +21,7 @@ static h_broker_t *broker;
 
 static int setup(void **state) {
     redis = h_redis_start(NULL);
-    broker = h_broker_start(1, "e1:1,e3:1,e4:1,e5:1,edlq:1,edlq_out:1,crash:4,crash_alo:4");
+    broker = h_broker_start(1, "e1:1,e3:1,e4:1,e5:1,edown:1,edlq:1,edlq_out:1,dcrash:1,dcrash_out:1,crash:4,crash_alo:4");
     return 0;
 }
 
@@ -157,6 +157,38 @@ static void test_e5_no_redis_offset_uses_committed(void **state) {
     assert_int_equal(run_with_offsets("e5", -1, 5), 5);
 }
 
+/* Redis is down when the partitions are assigned: they stay paused until the offsets can be
+ * read, then consumption starts at the offset stored in Redis, not at Kafka's committed one. */
+static void test_assigned_while_redis_down(void **state) {
+    h_redis_t *shared = redis;
+    redis = h_redis_start("--appendonly yes --appendfsync always");
+    produce_n("edown", 0, 10, "x");
+    commit_offset("connect-edown", "edown", 2);
+    freeReplyObject(h_redis_cmd(redis, "SET rkbridge:offset:{edown:0}:edown 6"));
+    h_redis_kill(redis);
+
+    char *text = counter_config("edown", "edown", "redis.timeout=1\n");
+    h_proc_t *proc = h_rkbridge_run(text, NULL);
+    free(text);
+    bool paused = H_WAIT_FOR(output_has(proc, "Redis unavailable at assignment"), 60000);
+    if (!paused)
+        sink_dump_output(proc);
+    assert_true(paused);
+    h_redis_restart(redis);
+    bool done = H_WAIT_FOR(h_committed(broker, "connect-edown", "edown", 0) == 10, 60000);
+    if (!done)
+        sink_dump_output(proc);
+    assert_true(done);
+    assert_true(output_has(proc, "edown[0]: starting at offset 6 (stored in Redis)"));
+    assert_int_equal(h_proc_stop(proc, SIGTERM, 30000), 0);
+    h_proc_free(proc);
+    char *count = h_redis_str(redis, "HGET cnt:{edown} u1");
+    assert_string_equal(count, "4"); /* offsets 6..9, once each */
+    free(count);
+    h_redis_stop(redis);
+    redis = shared;
+}
+
 /* Records that cannot be written, in exactly-once mode: one refused by the writer (not a
  * number), one refused by the script (the key holds a list): both dead-lettered, the counter
  * counts the rest exactly once, the stored offset moves past everything. */
@@ -195,6 +227,54 @@ static void test_eos_dead_letters_in_order(void **state) {
     assert_int_equal(msgs[0]->offset, 0);
     assert_memory_equal(msgs[0]->payload, values[1], strlen(values[1]));
     assert_memory_equal(msgs[1]->payload, values[3], strlen(values[3]));
+    h_messages_free(msgs, cnt);
+}
+
+/* The process dies after the dead-letter topic acknowledged a record, before its offset moved:
+ * the restart dead-letters it again (the dead-letter topic is at-least-once) but the counter
+ * stays exact and the offsets end past everything. */
+static void test_crash_after_dead_letter(void **state) {
+    rd_kafka_t *p = h_producer_new(broker);
+    h_produce(p, "dcrash", 0, "k", "{\"n\":1}", NULL);
+    h_produce(p, "dcrash", 0, "k", "{\"n\":\"bad\"}", NULL);
+    h_produce(p, "dcrash", 0, "k", "{\"n\":2}", NULL);
+    h_producer_flush(p);
+    h_producer_destroy(p);
+    char *text = sink_config(redis, broker, "dcrash", "dcrash",
+                             "redis.type=COUNTER\nredis.key.template=cnt:dcrash\n"
+                             "redis.increment=${value.n}\nredis.delivery=exactly-once\n"
+                             "errors.tolerance=all\nbatch.size=1\n"
+                             "errors.deadletterqueue.topic.name=dcrash_out\n");
+    const char *const crash_env[] = {"RKB_FAILPOINT=crash_after_dlq_produce", NULL};
+    h_proc_t *proc = h_rkbridge_run(text, crash_env);
+    int status = h_proc_wait(proc, 60000);
+    if (status != 128 + SIGKILL)
+        sink_dump_output(proc);
+    assert_int_equal(status, 128 + SIGKILL);
+    h_proc_free(proc);
+    rd_kafka_message_t **msgs;
+    size_t cnt = h_consume_all(broker, "dcrash_out", &msgs);
+    assert_int_equal(cnt, 1); /* the broker had it when the process died */
+    h_messages_free(msgs, cnt);
+
+    proc = h_rkbridge_run(text, NULL);
+    free(text);
+    bool done = H_WAIT_FOR(h_committed(broker, "connect-dcrash", "dcrash", 0) == 3, 60000);
+    if (!done)
+        sink_dump_output(proc);
+    assert_true(done);
+    assert_int_equal(h_proc_stop(proc, SIGTERM, 30000), 0);
+    h_proc_free(proc);
+    char *v = h_redis_str(redis, "GET cnt:dcrash");
+    assert_string_equal(v, "3");
+    free(v);
+    v = h_redis_str(redis, "GET rkbridge:offset:{dcrash:0}:dcrash");
+    assert_string_equal(v, "3");
+    free(v);
+    cnt = h_consume_all(broker, "dcrash_out", &msgs);
+    assert_int_equal(cnt, 2); /* once per run: at-least-once into the dead-letter topic */
+    for (size_t i = 0; i < cnt; i++)
+        assert_memory_equal(msgs[i]->payload, "{\"n\":\"bad\"}", msgs[i]->len);
     h_messages_free(msgs, cnt);
 }
 
@@ -348,7 +428,9 @@ int main(void) {
         cmocka_unit_test(test_e3_redis_ahead_of_kafka),
         cmocka_unit_test(test_e4_redis_behind_kafka),
         cmocka_unit_test(test_e5_no_redis_offset_uses_committed),
+        cmocka_unit_test(test_assigned_while_redis_down),
         cmocka_unit_test(test_eos_dead_letters_in_order),
+        cmocka_unit_test(test_crash_after_dead_letter),
         cmocka_unit_test(test_eos_crashes_leave_redis_as_undisturbed),
         cmocka_unit_test(test_alo_crashes_lose_nothing),
     };

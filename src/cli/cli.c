@@ -6,7 +6,7 @@
 
 #include "config/config.h"
 #include "connect/connector.h"
-#include "sink/sink.h"
+#include "connect/task.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -46,8 +46,9 @@ static rkb_config_t *load_connector(const char *path, rkb_errors_t *errs) {
     rkb_config_load_file(conf, path, errs);
     if (errs->cnt == before)
         rkb_config_validate(conf, errs);
-    if (errs->cnt == before && rkb_config_connector_kind(conf) == RKB_CONNECTOR_SINK)
-        rkb_sink_validate(conf, errs);
+    const rkb_task_ops_t *ops = rkb_task_ops(rkb_config_connector_kind(conf));
+    if (errs->cnt == before && ops)
+        ops->validate(conf, errs);
     if (errs->cnt != before) {
         rkb_config_destroy(conf);
         return NULL;

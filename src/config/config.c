@@ -609,15 +609,47 @@ void rkb_config_foreach_kafka(const rkb_config_t *conf,
         cb(conf->kafka[i].name, conf->kafka[i].value, conf->kafka[i].origin, opaque);
 }
 
+/* Connector classes (canonical names, as in connector.class's enum_values) and their kinds. */
+static const struct {
+    const char *class_name;
+    rkb_connector_kind_t kind;
+    unsigned scope;
+    const char *name;
+} connector_kinds[] = {
+    {"com.redis.kafka.connect.RedisSinkConnector", RKB_CONNECTOR_SINK, RKB_SCOPE_SINK, "sink"},
+    {"com.redis.kafka.connect.RedisStreamSourceConnector", RKB_CONNECTOR_STREAM_SOURCE,
+     RKB_SCOPE_STREAM_SOURCE, "stream source"},
+    {"com.redis.kafka.connect.RedisKeysSourceConnector", RKB_CONNECTOR_KEYS_SOURCE,
+     RKB_SCOPE_KEYS_SOURCE, "keys source"},
+    {"rkbridge.RedisPubSubSourceConnector", RKB_CONNECTOR_PUBSUB_SOURCE, RKB_SCOPE_PUBSUB_SOURCE,
+     "pub/sub source"},
+};
+
+const char *rkb_connector_kind_name(rkb_connector_kind_t kind) {
+    for (size_t i = 0; i < RKB_ARRAY_SIZE(connector_kinds); i++)
+        if (connector_kinds[i].kind == kind)
+            return connector_kinds[i].name;
+    return "unknown";
+}
+
+unsigned rkb_connector_kind_scope(rkb_connector_kind_t kind) {
+    for (size_t i = 0; i < RKB_ARRAY_SIZE(connector_kinds); i++)
+        if (connector_kinds[i].kind == kind)
+            return connector_kinds[i].scope;
+    return 0;
+}
+
 rkb_connector_kind_t rkb_config_connector_kind(const rkb_config_t *conf) {
     const char *class_name = rkb_config_get(conf, "connector.class");
     if (!class_name)
         return RKB_CONNECTOR_UNKNOWN;
-    /* Every class the table accepts today is the sink; give the table a kind per class when
-     * a source connector arrives. */
     char *canonical = match_value(rkb_config_property_find("connector.class"), class_name);
+    rkb_connector_kind_t kind = RKB_CONNECTOR_UNKNOWN;
+    for (size_t i = 0; canonical && i < RKB_ARRAY_SIZE(connector_kinds); i++)
+        if (!strcmp(canonical, connector_kinds[i].class_name))
+            kind = connector_kinds[i].kind;
     free(canonical);
-    return canonical ? RKB_CONNECTOR_SINK : RKB_CONNECTOR_UNKNOWN;
+    return kind;
 }
 
 /* ---- Validation ------------------------------------------------------------------------- */
@@ -765,16 +797,19 @@ int rkb_config_validate(const rkb_config_t *conf, rkb_errors_t *errs) {
         problems++;
     }
 
-    if (kind == RKB_CONNECTOR_SINK) {
+    if (kind != RKB_CONNECTOR_UNKNOWN) {
+        unsigned scope = rkb_connector_kind_scope(kind);
         for (size_t i = 0; i < cnt; i++) {
-            if (conf->values[i].value && !(props[i].scope & RKB_SCOPE_SINK)) {
-                rkb_errors_add(errs, "%s: %s: does not apply to a sink connector",
-                               conf->values[i].origin, props[i].name);
+            if (conf->values[i].value && !(props[i].scope & scope)) {
+                rkb_errors_add(errs, "%s: %s: does not apply to a %s connector",
+                               conf->values[i].origin, props[i].name,
+                               rkb_connector_kind_name(kind));
                 problems++;
             }
         }
-        problems += validate_sink(conf, where, errs);
     }
+    if (kind == RKB_CONNECTOR_SINK)
+        problems += validate_sink(conf, where, errs);
 
     const char *uri = rkb_config_get(conf, "redis.uri");
     const char *uri_problem = uri && *uri ? redis_uri_problem(uri) : NULL;
@@ -863,6 +898,10 @@ static const struct {
 } scope_sections[] = {
     {RKB_SCOPE_ALL, "Common"},
     {RKB_SCOPE_SINK, "Sink"},
+    {RKB_SCOPE_SOURCE, "Sources"},
+    {RKB_SCOPE_STREAM_SOURCE, "Stream source"},
+    {RKB_SCOPE_KEYS_SOURCE, "Keys source"},
+    {RKB_SCOPE_PUBSUB_SOURCE, "Pub/sub source"},
 };
 
 void rkb_config_print_help(FILE *fp) {

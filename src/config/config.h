@@ -29,8 +29,11 @@ typedef enum {
 } rkb_prop_type_t;
 
 /* Which connectors a property applies to. */
-#define RKB_SCOPE_SINK   0x1
-#define RKB_SCOPE_SOURCE 0x2
+#define RKB_SCOPE_SINK          0x1
+#define RKB_SCOPE_STREAM_SOURCE 0x2 /* Redis Streams → Kafka */
+#define RKB_SCOPE_KEYS_SOURCE   0x4 /* key changes → Kafka */
+#define RKB_SCOPE_PUBSUB_SOURCE 0x8 /* pub/sub → Kafka */
+#define RKB_SCOPE_SOURCE (RKB_SCOPE_STREAM_SOURCE | RKB_SCOPE_KEYS_SOURCE | RKB_SCOPE_PUBSUB_SOURCE)
 #define RKB_SCOPE_ALL    (RKB_SCOPE_SINK | RKB_SCOPE_SOURCE)
 
 #define RKB_PROP_F_REQUIRED 0x1 /* must be set (no default) */
@@ -73,8 +76,16 @@ typedef struct rkb_config_s rkb_config_t;
 /* Which connector a config describes, from connector.class. */
 typedef enum {
     RKB_CONNECTOR_UNKNOWN = 0,
-    RKB_CONNECTOR_SINK, /* com.redis.kafka.connect.RedisSinkConnector, alias RedisSinkConnector */
+    RKB_CONNECTOR_SINK,          /* com.redis.kafka.connect.RedisSinkConnector */
+    RKB_CONNECTOR_STREAM_SOURCE, /* com.redis.kafka.connect.RedisStreamSourceConnector */
+    RKB_CONNECTOR_KEYS_SOURCE,   /* com.redis.kafka.connect.RedisKeysSourceConnector */
+    RKB_CONNECTOR_PUBSUB_SOURCE, /* rkbridge.RedisPubSubSourceConnector */
 } rkb_connector_kind_t;
+
+/* "sink", "stream source", "keys source", "pub/sub source" (for messages). */
+const char *rkb_connector_kind_name(rkb_connector_kind_t kind);
+/* The RKB_SCOPE_* bit of a kind (0 for RKB_CONNECTOR_UNKNOWN). */
+unsigned rkb_connector_kind_scope(rkb_connector_kind_t kind);
 
 rkb_config_t *rkb_config_new(void);
 void rkb_config_destroy(rkb_config_t *conf); /* NULL is safe */

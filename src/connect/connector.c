@@ -3,7 +3,7 @@
  */
 #include "connect/connector.h"
 
-#include "sink/sink.h"
+#include "connect/task.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -15,7 +15,7 @@
 typedef struct task_s {
     rkb_connector_t *conn;
     int id;
-    rkb_sink_task_t *sink;
+    void *impl; /* the kind's task (task.h) */
     pthread_t thread;
     bool started;
     _Atomic int state;
@@ -24,6 +24,7 @@ typedef struct task_s {
 
 struct rkb_connector_s {
     rkb_config_t *conf;
+    const rkb_task_ops_t *ops;
     char *name;
     volatile int stop;
     task_t *tasks;
@@ -45,7 +46,7 @@ static void *task_main(void *arg) {
     task_t *task = arg;
     char component[256];
     snprintf(component, sizeof(component), "%s/%d", task->conn->name, task->id);
-    if (rkb_sink_task_run(task->sink, &task->conn->stop, task->error, sizeof(task->error))) {
+    if (task->conn->ops->run(task->impl, &task->conn->stop, task->error, sizeof(task->error))) {
         rkb_log_error(component, "task FAILED: %s", task->error);
         atomic_store(&task->state, RKB_TASK_FAILED);
     } else {
@@ -57,6 +58,7 @@ static void *task_main(void *arg) {
 rkb_connector_t *rkb_connector_start(rkb_config_t *conf, char *errstr, size_t errstr_size) {
     rkb_connector_t *conn = rkb_calloc(1, sizeof(*conn));
     conn->conf = conf;
+    conn->ops = rkb_task_ops(rkb_config_connector_kind(conf));
     conn->name = rkb_strdup(rkb_config_get(conf, "name"));
     conn->task_cnt = (size_t)rkb_config_get_int(conf, "tasks.max");
     conn->tasks = rkb_calloc(conn->task_cnt, sizeof(*conn->tasks));
@@ -65,8 +67,10 @@ rkb_connector_t *rkb_connector_start(rkb_config_t *conf, char *errstr, size_t er
         task_t *task = &conn->tasks[i];
         task->conn = conn;
         task->id = (int)i;
-        task->sink = rkb_sink_task_new(conf, task->id, errstr, errstr_size);
-        if (!task->sink) {
+        task->impl = conn->ops ? conn->ops->create(conf, task->id, errstr, errstr_size) : NULL;
+        if (!task->impl) {
+            if (!conn->ops)
+                snprintf(errstr, errstr_size, "unknown connector kind");
             rkb_connector_destroy(conn);
             return NULL;
         }
@@ -117,7 +121,8 @@ void rkb_connector_destroy(rkb_connector_t *conn) {
     for (size_t i = 0; i < conn->task_cnt; i++) {
         if (conn->tasks[i].started)
             pthread_join(conn->tasks[i].thread, NULL);
-        rkb_sink_task_destroy(conn->tasks[i].sink);
+        if (conn->tasks[i].impl)
+            conn->ops->destroy(conn->tasks[i].impl);
     }
     free(conn->tasks);
     free(conn->name);

@@ -1,6 +1,6 @@
 /*
  * connector.h — runs one connector: tasks.max task threads built from one config, with their
- * states, as Kafka Connect's worker does. Today every connector is a sink (sink/sink.h).
+ * states, as Kafka Connect's worker does. The kind's functions come from connect/task.h.
  */
 #ifndef RKB_CONNECT_CONNECTOR_H
 #define RKB_CONNECT_CONNECTOR_H

@@ -244,7 +244,7 @@ static void test_unknown_key(void **state) {
                               "Redis.Type=HASH\n"          /* 2: case */
                               "transforms=unwrap\n"        /* 3: nothing close */
                               "bootstrap.servers=b:9092\n" /* 4: librdkafka's, unprefixed */
-                              "topic=t\n",                 /* 5: topics */
+                              "tasks.maxx=3\n",            /* 5: one letter too many */
                               &path, &errs);
     expect_count(&errs, 5);
     assert_string_equal(errs.msgs[0], at_msg(path, 1,
@@ -256,8 +256,8 @@ static void test_unknown_key(void **state) {
     assert_string_equal(errs.msgs[3], at_msg(path, 4,
                                              "bootstrap.servers: unknown property (did you mean "
                                              "'kafka.bootstrap.servers'?)"));
-    assert_string_equal(errs.msgs[4],
-                        at_msg(path, 5, "topic: unknown property (did you mean 'topics'?)"));
+    assert_string_equal(
+        errs.msgs[4], at_msg(path, 5, "tasks.maxx: unknown property (did you mean 'tasks.max'?)"));
     rkb_config_destroy(conf);
     rkb_errors_clear(&errs);
 }
@@ -476,7 +476,27 @@ static void test_connector_class(void **state) {
                         at_msg(path, 2,
                                "connector.class: unknown connector class "
                                "'com.example.OtherConnector' (accepted: "
-                               "com.redis.kafka.connect.RedisSinkConnector, RedisSinkConnector)"));
+                               "com.redis.kafka.connect.RedisSinkConnector, "
+                               "com.redis.kafka.connect.RedisStreamSourceConnector, "
+                               "com.redis.kafka.connect.RedisKeysSourceConnector, "
+                               "rkbridge.RedisPubSubSourceConnector, RedisSinkConnector, "
+                               "RedisStreamSourceConnector, RedisKeysSourceConnector, "
+                               "RedisPubSubSourceConnector)"));
+    rkb_config_destroy(conf);
+    rkb_errors_clear(&errs);
+
+    /* Each class is its kind, and a property of another kind is refused. */
+    conf = load("source.properties",
+                "name=s\nconnector.class=RedisStreamSourceConnector\nredis.stream.name=s\n"
+                "topics=t\nredis.keys.pattern=x\n",
+                &path, &errs);
+    assert_int_equal(rkb_config_connector_kind(conf), RKB_CONNECTOR_STREAM_SOURCE);
+    assert_int_equal(rkb_config_validate(conf, &errs), 2);
+    assert_string_equal(errs.msgs[0],
+                        at_msg(path, 4, "topics: does not apply to a stream source connector"));
+    assert_string_equal(
+        errs.msgs[1], at_msg(path, 5, "redis.keys.pattern: does not apply to a stream source "
+                                      "connector"));
     rkb_config_destroy(conf);
     rkb_errors_clear(&errs);
 }
@@ -690,7 +710,7 @@ static void test_table_is_consistent(void **state) {
         assert_non_null(prop->doc);
         assert_null(strchr(prop->doc, '|'));
         assert_null(strchr(prop->doc, '\n'));
-        assert_true(prop->scope == RKB_SCOPE_ALL || prop->scope == RKB_SCOPE_SINK);
+        assert_true(prop->scope != 0 && (prop->scope & ~RKB_SCOPE_ALL) == 0);
         if (prop->flags & RKB_PROP_F_REQUIRED)
             assert_null(prop->default_value);
         if (prop->type == RKB_PROP_ENUM)

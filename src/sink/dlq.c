@@ -3,6 +3,7 @@
  */
 #include "sink/dlq.h"
 
+#include "connect/clients.h"
 #include "kafka/consumer.h"
 #include "kafka/producer.h"
 #include "util/log.h"
@@ -41,20 +42,10 @@ rkb_dlq_t *rkb_dlq_new(const rkb_dlq_conf_t *conf, char *errstr, size_t errstr_s
     dlq->conf = *conf;
     dlq->topic = rkb_strdup(conf->topic);
     dlq->component = rkb_strdup(conf->component);
-    dlq->connector_name = rkb_strdup(conf->connector_name);
-    dlq->connector_class = rkb_strdup(conf->connector_class);
-    char client_id[512];
-    snprintf(client_id, sizeof(client_id), "rkbridge-%s-%d-dlq", conf->connector_name,
-             conf->task_id);
-    rkb_producer_conf_t pc = {
-        .component = dlq->component,
-        .client_id = client_id,
-        .props = conf->props,
-        .prop_cnt = conf->prop_cnt,
-        .on_delivery = on_delivery,
-        .opaque = dlq,
-    };
-    dlq->producer = rkb_producer_new(&pc, errstr, errstr_size);
+    dlq->connector_name = rkb_strdup(rkb_config_get(conf->conf, "name"));
+    dlq->connector_class = rkb_strdup(rkb_config_get(conf->conf, "connector.class"));
+    dlq->producer = rkb_connect_producer_new(conf->conf, conf->task_id, "-dlq", dlq->component,
+                                             on_delivery, dlq, errstr, errstr_size);
     if (!dlq->producer) {
         rkb_dlq_destroy(dlq);
         return NULL;

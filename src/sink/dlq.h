@@ -12,6 +12,7 @@
 #ifndef RKB_SINK_DLQ_H
 #define RKB_SINK_DLQ_H
 
+#include "config/config.h"
 #include "record/record.h"
 
 #include <stdbool.h>
@@ -31,11 +32,8 @@ typedef struct rkb_dlq_conf_s {
     const char *topic;           /* errors.deadletterqueue.topic.name */
     int replication_factor;      /* used if rkbridge creates the topic */
     bool context_headers;        /* add __connect.errors.* */
-    const char *connector_name;  /* __connect.errors.connector.name */
-    const char *connector_class; /* __connect.errors.class.name */
+    const rkb_config_t *conf;    /* name, connector.class and kafka.* settings */
     int task_id;                 /* __connect.errors.task.id */
-    const char *const *props;    /* kafka.* pairs for the producer */
-    size_t prop_cnt;
     rkb_dlq_result_cb_t *on_result;
     void *opaque;
 } rkb_dlq_conf_t;

@@ -9,6 +9,7 @@
  */
 #include "sink/sink.h"
 
+#include "connect/clients.h"
 #include "convert/convert.h"
 #include "kafka/consumer.h"
 #include "redis/redis.h"
@@ -103,8 +104,7 @@ struct rkb_sink_task_s {
     char group_id[512], client_id[512];
     char **topics;
     size_t topic_cnt;
-    char **props; /* name/value pairs */
-    size_t prop_cnt;
+    rkb_kafka_props_t kafka_props; /* kafka.* settings */
 
     /* The batch in hand, in consumption order (per partition in offset order). */
     rkb_record_t *recs;
@@ -216,15 +216,6 @@ int rkb_sink_validate(const rkb_config_t *conf, rkb_errors_t *errs) {
     return (int)(errs->cnt - before);
 }
 
-static void collect_kafka_prop(const char *name, const char *value, const char *origin,
-                               void *opaque) {
-    rkb_sink_task_t *t = opaque;
-    t->props = rkb_realloc(t->props, (t->prop_cnt + 1) * 2 * sizeof(*t->props));
-    t->props[2 * t->prop_cnt] = rkb_strdup(name);
-    t->props[2 * t->prop_cnt + 1] = rkb_strdup(value);
-    t->prop_cnt++;
-}
-
 static void split_topics(rkb_sink_task_t *t, const char *list) {
     const char *p = list;
     while (p && *p) {
@@ -240,32 +231,6 @@ static void split_topics(rkb_sink_task_t *t, const char *list) {
         }
         p = end ? end + 1 : NULL;
     }
-}
-
-static int redis_conf_from_config(const rkb_config_t *conf, rkb_redis_conf_t *rc,
-                                  const char *client_name, char *errstr, size_t errstr_size) {
-    rkb_redis_conf_init(rc);
-    const char *uri = rkb_config_get(conf, "redis.uri");
-    if (uri && *uri) {
-        if (rkb_redis_conf_from_uri(rc, uri, errstr, errstr_size))
-            return -1;
-    } else {
-        free(rc->host);
-        rc->host = rkb_strdup(rkb_config_get(conf, "redis.host"));
-        rc->port = (int)rkb_config_get_int(conf, "redis.port");
-    }
-    const char *user = rkb_config_get(conf, "redis.username");
-    const char *password = rkb_config_get(conf, "redis.password");
-    if (!rc->username && user && *user)
-        rc->username = rkb_strdup(user);
-    if (!rc->password && password && *password)
-        rc->password = rkb_strdup(password);
-    int timeout_ms = (int)rkb_config_get_int(conf, "redis.timeout") * 1000;
-    rc->connect_timeout_ms = timeout_ms;
-    rc->command_timeout_ms = timeout_ms;
-    free(rc->client_name);
-    rc->client_name = rkb_strdup(client_name);
-    return 0;
 }
 
 static void on_dlq_result(uint64_t seq, bool ok, const char *errstr, void *opaque);
@@ -312,18 +277,12 @@ rkb_sink_task_t *rkb_sink_task_new(const rkb_config_t *conf, int task_id, char *
         t->pipe = rkb_cmds_new();
     }
 
-    /* CLIENT SETNAME takes no spaces. */
-    char client_name[512];
-    snprintf(client_name, sizeof(client_name), "rkbridge:%s:%d", name, task_id);
-    for (char *p = client_name; *p; p++)
-        if (*p == ' ' || *p == '\n')
-            *p = '_';
-    if (redis_conf_from_config(conf, &t->redis_conf, client_name, errstr, errstr_size))
+    if (rkb_connect_redis_conf(conf, task_id, &t->redis_conf, errstr, errstr_size))
         goto fail;
     t->redis = rkb_redis_new(&t->redis_conf, t->component);
 
     split_topics(t, rkb_config_get(conf, "topics"));
-    rkb_config_foreach_kafka(conf, collect_kafka_prop, t);
+    rkb_connect_kafka_props(conf, &t->kafka_props);
 
     const char *dlq_topic = rkb_config_get(conf, "errors.deadletterqueue.topic.name");
     if (dlq_topic && *dlq_topic && !t->tolerate_all)
@@ -337,11 +296,8 @@ rkb_sink_task_t *rkb_sink_task_new(const rkb_config_t *conf, int task_id, char *
                 (int)rkb_config_get_int(conf, "errors.deadletterqueue.topic.replication.factor"),
             .context_headers =
                 rkb_config_get_bool(conf, "errors.deadletterqueue.context.headers.enable"),
-            .connector_name = name,
-            .connector_class = rkb_config_get(conf, "connector.class"),
+            .conf = conf,
             .task_id = task_id,
-            .props = (const char *const *)t->props,
-            .prop_cnt = t->prop_cnt,
             .on_result = on_dlq_result,
             .opaque = t,
         };
@@ -1061,8 +1017,8 @@ int rkb_sink_task_run(rkb_sink_task_t *t, const volatile int *stop, char *errstr
         .topics = (const char *const *)t->topics,
         .topic_cnt = t->topic_cnt,
         .topics_regex = rkb_config_get(t->conf, "topics.regex"),
-        .props = (const char *const *)t->props,
-        .prop_cnt = t->prop_cnt,
+        .props = (const char *const *)t->kafka_props.pairs,
+        .prop_cnt = t->kafka_props.cnt,
         .handlers = {.on_assign = on_assign, .on_revoke = on_revoke, .opaque = t},
     };
     t->consumer = rkb_consumer_new(&cc, errstr, errstr_size);
@@ -1168,9 +1124,7 @@ void rkb_sink_task_destroy(rkb_sink_task_t *t) {
     for (size_t i = 0; i < t->topic_cnt; i++)
         free(t->topics[i]);
     free(t->topics);
-    for (size_t i = 0; i < 2 * t->prop_cnt; i++)
-        free(t->props[i]);
-    free(t->props);
+    rkb_kafka_props_clear(&t->kafka_props);
     free(t->recs);
     free(t->states);
     free(t->store);

@@ -121,7 +121,7 @@ void rkb_connector_destroy(rkb_connector_t *conn) {
     for (size_t i = 0; i < conn->task_cnt; i++) {
         if (conn->tasks[i].started)
             pthread_join(conn->tasks[i].thread, NULL);
-        if (conn->tasks[i].impl)
+        if (conn->ops && conn->tasks[i].impl) /* impl exists only when ops does */
             conn->ops->destroy(conn->tasks[i].impl);
     }
     free(conn->tasks);

@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -574,6 +575,86 @@ redisReply *rkb_redis_command(rkb_redis_t *r, int argc, const char **argv, const
     if (!reply)
         connection_lost(r, errstr, errstr_size);
     return reply;
+}
+
+/* ---- Subscriber connections --------------------------------------------------------------- */
+
+/* Writes hiredis's whole output buffer (blocking socket: each write waits up to the command
+ * timeout). */
+static int flush_output(rkb_redis_t *r, char *errstr, size_t errstr_size) {
+    sigpipe_guard_t guard;
+    sigpipe_block(&guard);
+    int done = 0, rc = REDIS_OK;
+    while (!done && (rc = redisBufferWrite(r->ctx, &done)) == REDIS_OK)
+        ;
+    sigpipe_unblock(&guard);
+    if (rc != REDIS_OK) {
+        connection_lost(r, errstr, errstr_size);
+        return RKB_REDIS_ERR_IO;
+    }
+    return RKB_REDIS_OK;
+}
+
+int rkb_redis_send(rkb_redis_t *r, int argc, const char **argv, const size_t *argvlen, char *errstr,
+                   size_t errstr_size) {
+    if (!r->ctx) {
+        snprintf(errstr, errstr_size, "redis %s: not connected", r->addr);
+        return RKB_REDIS_ERR_IO;
+    }
+    if (redisAppendCommandArgv(r->ctx, argc, argv, argvlen) != REDIS_OK) {
+        connection_lost(r, errstr, errstr_size);
+        return RKB_REDIS_ERR_IO;
+    }
+    return flush_output(r, errstr, errstr_size);
+}
+
+/*
+ * hiredis's blocking redisGetReply would wait for a whole reply and, on the socket timeout,
+ * leave the context in an error state. Instead: take a reply hiredis has already parsed, else
+ * poll the socket for what is left of timeout_ms and feed whatever arrived to the parser, until
+ * a reply is complete or the time is up. A partly received reply stays in hiredis's buffer for
+ * the next call.
+ *
+ * @locality: the thread that owns r.
+ */
+int rkb_redis_read(rkb_redis_t *r, int timeout_ms, redisReply **reply, char *errstr,
+                   size_t errstr_size) {
+    *reply = NULL;
+    if (!r->ctx) {
+        snprintf(errstr, errstr_size, "redis %s: not connected", r->addr);
+        return RKB_REDIS_ERR_IO;
+    }
+    int64_t until = rkb_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    for (;;) {
+        void *parsed = NULL;
+        if (redisGetReplyFromReader(r->ctx, &parsed) != REDIS_OK) {
+            connection_lost(r, errstr, errstr_size);
+            return RKB_REDIS_ERR_IO;
+        }
+        if (parsed) {
+            *reply = parsed;
+            return RKB_REDIS_OK;
+        }
+        int64_t left_ms = until - rkb_now_ms();
+        struct pollfd pfd = {.fd = r->ctx->fd, .events = POLLIN};
+        int ready = poll(&pfd, 1, left_ms > 0 ? (int)left_ms : 0);
+        if (ready < 0 && errno == EINTR)
+            continue;
+        if (ready < 0) {
+            snprintf(errstr, errstr_size, "redis %s: poll: %s", r->addr, strerror(errno));
+            redisFree(r->ctx);
+            r->ctx = NULL;
+            rkb_log_info(r->component, "disconnected: %s", errstr);
+            return RKB_REDIS_ERR_IO;
+        }
+        if (ready == 0)
+            return RKB_REDIS_OK; /* nothing complete in time */
+        /* Readable (or hung up): this read does not block. EOF is an error here. */
+        if (redisBufferRead(r->ctx) != REDIS_OK) {
+            connection_lost(r, errstr, errstr_size);
+            return RKB_REDIS_ERR_IO;
+        }
+    }
 }
 
 /* ---- Errors ------------------------------------------------------------------------------- */

@@ -103,6 +103,25 @@ void rkb_redis_replies_free(redisReply **replies, size_t count);
 redisReply *rkb_redis_command(rkb_redis_t *r, int argc, const char **argv, const size_t *argvlen,
                               char *errstr, size_t errstr_size);
 
+/*
+ * Subscriber connections (SUBSCRIBE, PSUBSCRIBE): Redis pushes messages whenever it has them,
+ * so the command and its replies are decoupled. rkb_redis_send writes one command without
+ * waiting for anything; rkb_redis_read then takes replies and pushed messages one at a time, in
+ * the order Redis sent them, and can wait with a timeout without giving the connection up.
+ */
+
+/* Writes one command (argv form; argvlen NULL: NUL-terminated strings) and returns without
+ * reading a reply. RKB_REDIS_OK, or RKB_REDIS_ERR_IO with errstr when the connection failed
+ * (it is then closed). */
+int rkb_redis_send(rkb_redis_t *r, int argc, const char **argv, const size_t *argvlen, char *errstr,
+                   size_t errstr_size);
+/* Waits up to timeout_ms (0: only what has already arrived) for the next complete reply or
+ * pushed message. RKB_REDIS_OK with *reply set (caller frees with freeReplyObject), or with
+ * *reply NULL when none was complete in time: the connection stays open. RKB_REDIS_ERR_IO with
+ * errstr when the connection failed or Redis closed it (it is then closed). */
+int rkb_redis_read(rkb_redis_t *r, int timeout_ms, redisReply **reply, char *errstr,
+                   size_t errstr_size);
+
 /* The first error message in a reply, looking inside arrays (an EXEC reply holds one reply per
  * queued command), or NULL if there is none. */
 const char *rkb_redis_reply_error(const redisReply *reply);

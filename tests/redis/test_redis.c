@@ -645,6 +645,140 @@ static void test_server_killed_and_restarted(void **state) {
     rkb_redis_destroy(r);
 }
 
+/* ---- Subscriber connections (rkb_redis_send / rkb_redis_read) ---------------------------- */
+
+/* Reads one reply, waiting up to 10 s; fails the test if none arrives. */
+static redisReply *read_one(rkb_redis_t *r) {
+    redisReply *reply = NULL;
+    char errstr[256];
+    if (rkb_redis_read(r, 10000, &reply, errstr, sizeof(errstr)) != RKB_REDIS_OK)
+        fail_msg("read: %s", errstr);
+    if (!reply)
+        fail_msg("no reply within 10 s");
+    return reply;
+}
+
+/* Asserts that reply is the array of strings words (n of them; integers compared as text). */
+static void assert_push(const redisReply *reply, size_t n, const char *const *words) {
+    assert_int_equal(reply->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(reply->elements, n);
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *el = reply->element[i];
+        char text[64];
+        if (el->type == REDIS_REPLY_INTEGER) {
+            snprintf(text, sizeof(text), "%lld", el->integer);
+            assert_string_equal(text, words[i]);
+        } else {
+            assert_int_equal(el->type, REDIS_REPLY_STRING);
+            assert_int_equal(el->len, strlen(words[i]));
+            assert_memory_equal(el->str, words[i], el->len);
+        }
+    }
+}
+
+/* Commands go out without waiting; replies come back one per read, in order. */
+static void test_send_then_read(void **state) {
+    (void)state;
+    rkb_redis_t *r = connect_to(NULL, NULL, NULL, 0);
+    char errstr[256];
+    const char *echo1[] = {"ECHO", "one"}, *echo2[] = {"ECHO", "two"};
+    assert_int_equal(rkb_redis_send(r, 2, echo1, NULL, errstr, sizeof(errstr)), RKB_REDIS_OK);
+    assert_int_equal(rkb_redis_send(r, 2, echo2, NULL, errstr, sizeof(errstr)), RKB_REDIS_OK);
+    redisReply *reply = read_one(r);
+    assert_string_equal(reply->str, "one");
+    freeReplyObject(reply);
+    reply = read_one(r);
+    assert_string_equal(reply->str, "two");
+    freeReplyObject(reply);
+    /* Nothing more: a timeout is not an error and keeps the connection. */
+    assert_int_equal(rkb_redis_read(r, 50, &reply, errstr, sizeof(errstr)), RKB_REDIS_OK);
+    assert_null(reply);
+    assert_int_equal(rkb_redis_read(r, 0, &reply, errstr, sizeof(errstr)), RKB_REDIS_OK);
+    assert_null(reply);
+    assert_true(rkb_redis_is_connected(r));
+
+    rkb_redis_close(r);
+    reply = (redisReply *)1;
+    assert_int_equal(rkb_redis_read(r, 0, &reply, errstr, sizeof(errstr)), RKB_REDIS_ERR_IO);
+    assert_null(reply);
+    assert_non_null(strstr(errstr, "not connected"));
+    assert_int_equal(rkb_redis_send(r, 2, echo1, NULL, errstr, sizeof(errstr)), RKB_REDIS_ERR_IO);
+    assert_non_null(strstr(errstr, "not connected"));
+    rkb_redis_destroy(r);
+}
+
+/* SUBSCRIBE and PSUBSCRIBE: confirmations, then messages in publish order (binary payloads
+ * intact); a message larger than one socket read is assembled across reads with timeout 0. */
+static void test_subscriber_messages(void **state) {
+    (void)state;
+    rkb_redis_t *r = connect_to(NULL, NULL, NULL, 0);
+    char errstr[256];
+    const char *subscribe[] = {"SUBSCRIBE", "news"};
+    const char *psubscribe[] = {"PSUBSCRIBE", "log:*"};
+    assert_int_equal(rkb_redis_send(r, 2, subscribe, NULL, errstr, sizeof(errstr)), RKB_REDIS_OK);
+    assert_int_equal(rkb_redis_send(r, 2, psubscribe, NULL, errstr, sizeof(errstr)), RKB_REDIS_OK);
+    redisReply *reply = read_one(r);
+    assert_push(reply, 3, (const char *[]){"subscribe", "news", "1"});
+    freeReplyObject(reply);
+    reply = read_one(r);
+    assert_push(reply, 3, (const char *[]){"psubscribe", "log:*", "2"});
+    freeReplyObject(reply);
+
+    assert_int_equal(h_redis_int(server, "PUBLISH news %b", "a\0b", (size_t)3), 1);
+    assert_int_equal(h_redis_int(server, "PUBLISH log:x second"), 1);
+    reply = read_one(r);
+    assert_int_equal(reply->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(reply->elements, 3);
+    assert_string_equal(reply->element[0]->str, "message");
+    assert_int_equal(reply->element[2]->len, 3);
+    assert_memory_equal(reply->element[2]->str, "a\0b", 3);
+    freeReplyObject(reply);
+    reply = read_one(r);
+    assert_push(reply, 4, (const char *[]){"pmessage", "log:*", "log:x", "second"});
+    freeReplyObject(reply);
+
+    enum { BIG = 4 << 20 };
+    char *big = malloc(BIG);
+    for (size_t i = 0; i < BIG; i++)
+        big[i] = (char)(i * 7);
+    assert_int_equal(h_redis_int(server, "PUBLISH news %b", big, (size_t)BIG), 1);
+    reply = NULL;
+    bool got = H_WAIT_FOR(({
+                              assert_int_equal(rkb_redis_read(r, 0, &reply, errstr, sizeof(errstr)),
+                                               RKB_REDIS_OK);
+                              reply != NULL;
+                          }),
+                          30000);
+    assert_true(got);
+    assert_int_equal(reply->element[2]->len, BIG);
+    assert_memory_equal(reply->element[2]->str, big, BIG);
+    freeReplyObject(reply);
+    free(big);
+    rkb_redis_destroy(r);
+}
+
+/* Redis drops the subscriber (CLIENT KILL): the next read is an I/O error and the handle is
+ * closed, ready to connect again. */
+static void test_subscriber_killed(void **state) {
+    (void)state;
+    rkb_redis_t *r = connect_to(NULL, NULL, NULL, 0);
+    char errstr[256], prefix[64];
+    const char *subscribe[] = {"SUBSCRIBE", "killme"};
+    assert_int_equal(rkb_redis_send(r, 2, subscribe, NULL, errstr, sizeof(errstr)), RKB_REDIS_OK);
+    redisReply *reply = read_one(r);
+    freeReplyObject(reply);
+    assert_true(h_redis_int(server, "CLIENT KILL TYPE pubsub") >= 1);
+    assert_int_equal(rkb_redis_read(r, 10000, &reply, errstr, sizeof(errstr)), RKB_REDIS_ERR_IO);
+    assert_null(reply);
+    assert_false(rkb_redis_is_connected(r));
+    snprintf(prefix, sizeof(prefix), "redis 127.0.0.1:%d: ", server->port);
+    if (strncmp(errstr, prefix, strlen(prefix)) != 0)
+        fail_msg("error '%s' does not start with '%s'", errstr, prefix);
+    if (rkb_redis_connect(r, errstr, sizeof(errstr)) != RKB_REDIS_OK)
+        fail_msg("reconnect: %s", errstr);
+    rkb_redis_destroy(r);
+}
+
 /* ---- Classification ----------------------------------------------------------------------- */
 
 static void test_transient_errors(void **state) {
@@ -695,6 +829,9 @@ int main(void) {
         cmocka_unit_test(test_select_db_from_uri),
         cmocka_unit_test(test_acl_user_and_client_name),
         cmocka_unit_test(test_connection_refused),
+        cmocka_unit_test(test_send_then_read),
+        cmocka_unit_test(test_subscriber_messages),
+        cmocka_unit_test(test_subscriber_killed),
         /* These two stop the server for a while; the restart empties it. */
         cmocka_unit_test(test_command_timeout),
         cmocka_unit_test(test_server_killed_and_restarted),

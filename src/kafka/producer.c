@@ -216,6 +216,14 @@ int rkb_producer_outstanding(rkb_producer_t *p) {
     return rd_kafka_outq_len(p->rk);
 }
 
+int rkb_producer_fatal_error(rkb_producer_t *p, char *errstr, size_t errstr_size) {
+    char why[512];
+    rd_kafka_resp_err_t fatal_err = rd_kafka_fatal_error(p->rk, why, sizeof(why));
+    if (fatal_err)
+        snprintf(errstr, errstr_size, "%s: %s", rd_kafka_err2name(fatal_err), why);
+    return fatal_err;
+}
+
 /* What a failed CreateTopics may mean, for the error message. librdkafka sends CreateTopics
  * to the controller only, so a broker that names no usable controller (the dev broker: its
  * metadata says ControllerId 0, and its brokers are 1..N) never gets the request, and the

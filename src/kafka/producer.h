@@ -61,6 +61,10 @@ void rkb_producer_poll(rkb_producer_t *p, int timeout_ms);
 int rkb_producer_flush(rkb_producer_t *p, int timeout_ms);
 /* Records queued or in flight without a DR yet. */
 int rkb_producer_outstanding(rkb_producer_t *p);
+/* The fatal error that ended the producer (a librdkafka error code, its name and reason in
+ * errstr), or 0 while it can still send. After a fatal error every send fails and the owner
+ * must give up the producer (SEMANTICS.md §3.1). */
+int rkb_producer_fatal_error(rkb_producer_t *p, char *errstr, size_t errstr_size);
 
 /* Best effort: makes sure topic exists with `partitions` (<= 0: 1) and `replication_factor`
  * (-1 = broker default) through the Admin API; an existing topic is fine. Returns within

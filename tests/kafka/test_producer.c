@@ -400,14 +400,17 @@ static void test_fatal_error_stops_sends(void **state) {
     deliveries_t deliveries = {0};
     rkb_producer_t *p = producer_new(broker, &deliveries, NULL);
     warm_up(p, &deliveries, "fatal");
+    char errstr[512];
+    assert_int_equal(rkb_producer_fatal_error(p, errstr, sizeof(errstr)), 0);
 
     assert_int_equal(h_broker_ctl(broker, "error Produce 1 OUT_OF_ORDER_SEQUENCE_NUMBER"), 0);
     send_value(p, "fatal", 0, 1);
     assert_int_equal(rkb_producer_flush(p, WAIT_MS), 0);
     assert_int_equal(deliveries.report_cnt, 2);
     assert_int_equal(deliveries.err_of[1], RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER);
+    assert_int_not_equal(rkb_producer_fatal_error(p, errstr, sizeof(errstr)), 0);
+    assert_non_null(strstr(errstr, "OUT_OF_ORDER_SEQUENCE_NUMBER"));
 
-    char errstr[512];
     assert_int_equal(rkb_producer_send(p, "fatal", 0, NULL, 0, "x", 1, NULL, 0, -1,
                                        (void *)(intptr_t)2, errstr, sizeof(errstr)),
                      -1);

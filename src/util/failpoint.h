@@ -11,6 +11,9 @@
  *                             acknowledged; value = the highest offset in the batch
  *   crash_after_dlq_produce   sink: the dead-letter topic acknowledged a record, before its
  *                             offset is stored; value = that record's offset
+ *   crash_before_xack         stream source: the delivery report said the broker has the
+ *                             record, before its XACK (everything delivered before it is
+ *                             acknowledged first); value = count of records delivered so far
  * Unset, it costs one branch on a cached flag.
  */
 #ifndef RKB_UTIL_FAILPOINT_H

@@ -4,6 +4,7 @@
 #include "connect/task.h"
 
 #include "sink/sink.h"
+#include "source/stream.h"
 
 static void *sink_create(const rkb_config_t *conf, int task_id, char *errstr,
                          size_t errstr_size) {
@@ -25,10 +26,33 @@ static const rkb_task_ops_t sink_ops = {
     .destroy = sink_destroy,
 };
 
+static void *stream_source_create(const rkb_config_t *conf, int task_id, char *errstr,
+                                  size_t errstr_size) {
+    return rkb_stream_source_new(conf, task_id, errstr, errstr_size);
+}
+
+static int stream_source_run(void *task, const volatile int *stop, char *errstr,
+                             size_t errstr_size) {
+    return rkb_stream_source_run(task, stop, errstr, errstr_size);
+}
+
+static void stream_source_destroy(void *task) {
+    rkb_stream_source_destroy(task);
+}
+
+static const rkb_task_ops_t stream_source_ops = {
+    .validate = rkb_stream_source_validate,
+    .create = stream_source_create,
+    .run = stream_source_run,
+    .destroy = stream_source_destroy,
+};
+
 const rkb_task_ops_t *rkb_task_ops(rkb_connector_kind_t kind) {
     switch (kind) {
     case RKB_CONNECTOR_SINK:
         return &sink_ops;
+    case RKB_CONNECTOR_STREAM_SOURCE:
+        return &stream_source_ops;
     default:
         return NULL;
     }

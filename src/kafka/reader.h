@@ -1,0 +1,40 @@
+/*
+ * reader.h — reads a topic once, from its beginning up to the end it had when the read started,
+ * outside any consumer group: nothing is joined, nothing is committed. The keys source reads its
+ * own topic with it at start, to learn which keys the topic still holds a value for, so that it
+ * can send tombstones for keys deleted while it was not running (SEMANTICS.md §5.3 point 6).
+ *
+ * @locality: the calling thread (librdkafka runs its own threads behind it, only during the call).
+ */
+#ifndef RKB_KAFKA_READER_H
+#define RKB_KAFKA_READER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct rkb_reader_conf_s {
+    const char *component; /* for log lines */
+    const char *client_id;
+    /* librdkafka properties as name/value pairs (the connector's kafka.* settings). */
+    const char *const *props;
+    size_t prop_cnt; /* number of pairs */
+    /* Bounds each request to the broker (metadata, end offsets) and any stretch of time in
+     * which no partition makes progress. */
+    int timeout_ms;
+} rkb_reader_conf_t;
+
+/* Called for every record, in offset order within a partition (partitions interleave). key
+ * and value view librdkafka's buffer for the duration of the call; value NULL = a tombstone,
+ * key NULL = a null key. */
+typedef void(rkb_reader_record_cb_t)(int32_t partition, int64_t offset, const void *key,
+                                     size_t key_len, const void *value, size_t value_len,
+                                     void *opaque);
+
+/* Reads topic. A topic the broker does not know counts as empty. Returns 0, or -1 with errstr
+ * (broker unreachable, no progress within timeout_ms, a property librdkafka refused): then
+ * on_record may have seen part of the topic, and the caller should start over. */
+int rkb_reader_read_topic(const rkb_reader_conf_t *conf, const char *topic,
+                          rkb_reader_record_cb_t *on_record, void *opaque, char *errstr,
+                          size_t errstr_size);
+
+#endif

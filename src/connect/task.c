@@ -4,6 +4,8 @@
 #include "connect/task.h"
 
 #include "sink/sink.h"
+#include "source/keys.h"
+#include "source/pubsub.h"
 #include "source/stream.h"
 
 static void *sink_create(const rkb_config_t *conf, int task_id, char *errstr,
@@ -47,12 +49,57 @@ static const rkb_task_ops_t stream_source_ops = {
     .destroy = stream_source_destroy,
 };
 
+static void *keys_source_create(const rkb_config_t *conf, int task_id, char *errstr,
+                                size_t errstr_size) {
+    return rkb_keys_source_new(conf, task_id, errstr, errstr_size);
+}
+
+static int keys_source_run(void *task, const volatile int *stop, char *errstr, size_t errstr_size) {
+    return rkb_keys_source_run(task, stop, errstr, errstr_size);
+}
+
+static void keys_source_destroy(void *task) {
+    rkb_keys_source_destroy(task);
+}
+
+static const rkb_task_ops_t keys_source_ops = {
+    .validate = rkb_keys_source_validate,
+    .create = keys_source_create,
+    .run = keys_source_run,
+    .destroy = keys_source_destroy,
+};
+
+static void *pubsub_source_create(const rkb_config_t *conf, int task_id, char *errstr,
+                                  size_t errstr_size) {
+    return rkb_pubsub_source_new(conf, task_id, errstr, errstr_size);
+}
+
+static int pubsub_source_run(void *task, const volatile int *stop, char *errstr,
+                             size_t errstr_size) {
+    return rkb_pubsub_source_run(task, stop, errstr, errstr_size);
+}
+
+static void pubsub_source_destroy(void *task) {
+    rkb_pubsub_source_destroy(task);
+}
+
+static const rkb_task_ops_t pubsub_source_ops = {
+    .validate = rkb_pubsub_source_validate,
+    .create = pubsub_source_create,
+    .run = pubsub_source_run,
+    .destroy = pubsub_source_destroy,
+};
+
 const rkb_task_ops_t *rkb_task_ops(rkb_connector_kind_t kind) {
     switch (kind) {
     case RKB_CONNECTOR_SINK:
         return &sink_ops;
     case RKB_CONNECTOR_STREAM_SOURCE:
         return &stream_source_ops;
+    case RKB_CONNECTOR_KEYS_SOURCE:
+        return &keys_source_ops;
+    case RKB_CONNECTOR_PUBSUB_SOURCE:
+        return &pubsub_source_ops;
     default:
         return NULL;
     }

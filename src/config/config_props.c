@@ -91,8 +91,8 @@ static const rkb_property_t properties[] = {
      .min = 1,
      .max = 100000,
      .scope = RKB_SCOPE_ALL,
-     .doc = "Most records per batch: per Redis pipeline (sink), per XREADGROUP COUNT (stream "
-            "source)"},
+     .doc = "Most records per batch: per Redis pipeline (sink), XREADGROUP COUNT (stream "
+            "source), SCAN COUNT and reads per pipeline (keys source)"},
     {.name = "key.converter",
      .type = RKB_PROP_ENUM,
      .default_value = "string",

@@ -143,7 +143,7 @@ int rkb_cli_run(int argc, char **argv) {
         conns[i] = rkb_connector_start(confs[i], why, sizeof(why));
         if (!conns[i]) {
             rkb_log_error(NULL, "%s: cannot start connector: %s", argv[first_file + (int)i], why);
-            rkb_config_destroy(confs[i]);
+            /* confs[i] was taken over, and freed, by the failed start */
             rc = 1;
         }
     }

@@ -19,7 +19,8 @@ const char *rkb_task_state_name(rkb_task_state_t state); /* "RUNNING", "FAILED",
 
 typedef struct rkb_connector_s rkb_connector_t;
 
-/* Starts the tasks of a valid config. conf is taken over (destroyed with the connector).
+/* Starts the tasks of a valid config. conf is taken over: destroyed with the connector, or
+ * before this returns NULL.
  * Returns NULL with errstr if a task cannot even be built. */
 rkb_connector_t *rkb_connector_start(rkb_config_t *conf, char *errstr, size_t errstr_size);
 

@@ -353,37 +353,37 @@ static int check_commands(rkb_sink_task_t *t) {
     return 0;
 }
 
+/* What a Redis setup step's result means for the task: 0 done, 1 transient (an I/O failure:
+ * retry later), -1 the task failed (context prefixes the reason in t->failure). */
+static int setup_result(rkb_sink_task_t *t, int err, const char *context, const char *why) {
+    if (err == RKB_REDIS_OK)
+        return 0;
+    if (err == RKB_REDIS_ERR_IO) {
+        rkb_log_warn(t->component, "%s", why);
+        return 1;
+    }
+    t->failed = true;
+    snprintf(t->failure, sizeof(t->failure), "%s%s", context, why);
+    return -1;
+}
+
 /* Connects if needed, and loads the exactly-once script where it is missing. Returns 0, 1
  * (transient: retry later) or -1 (task failed). */
 static int ensure_connected(rkb_sink_task_t *t) {
     char why[512];
     if (!rkb_redis_is_connected(t->redis)) {
         t->script_loaded = false;
-        int err = rkb_redis_connect(t->redis, why, sizeof(why));
-        if (err == RKB_REDIS_ERR_IO) {
-            rkb_log_warn(t->component, "%s", why);
-            return 1;
-        }
-        if (err != RKB_REDIS_OK) {
-            t->failed = true;
-            snprintf(t->failure, sizeof(t->failure), "%s", why);
-            return -1;
-        }
-        int rc = check_commands(t);
+        int rc = setup_result(t, rkb_redis_connect(t->redis, why, sizeof(why)), "", why);
+        if (!rc)
+            rc = check_commands(t);
         if (rc)
             return rc;
     }
     if (t->exactly_once && !t->script_loaded) {
-        int err = rkb_eos_load(t->redis, why, sizeof(why));
-        if (err == RKB_REDIS_ERR_IO) {
-            rkb_log_warn(t->component, "%s", why);
-            return 1;
-        }
-        if (err != RKB_REDIS_OK) {
-            t->failed = true;
-            snprintf(t->failure, sizeof(t->failure), "loading the exactly-once script: %s", why);
-            return -1;
-        }
+        int rc = setup_result(t, rkb_eos_load(t->redis, why, sizeof(why)),
+                              "loading the exactly-once script: ", why);
+        if (rc)
+            return rc;
         t->script_loaded = true;
     }
     return 0;

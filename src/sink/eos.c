@@ -29,6 +29,7 @@
  */
 #include "sink/eos.h"
 
+#include "util/lua.h"
 #include "util/util.h"
 
 #include <inttypes.h>
@@ -45,7 +46,8 @@
 #define QUOTE_MAX 64
 
 /*
- * The apply script (SEMANTICS.md §2.4). Redis runs it atomically, but does not undo the writes
+ * The apply script (SEMANTICS.md §2.4), src/sink/apply.lua, sent after the libraries whose
+ * pseudo-commands it runs (RKB.CACHE: src/process/cache.lua; RKB.WINDOW: src/process/window.lua). Redis runs it atomically, but does not undo the writes
  * made before an error inside it (§2.3): so every command of a record is checked against the
  * current types and values before the first of them runs, and commands run with redis.pcall, so
  * that even a failure the checks cannot foresee (OOM, an INCRBY overflow, a module command that
@@ -58,191 +60,32 @@
  * Numbers: Lua's are doubles, exact for offsets up to 2^53; offsets are formatted with '%d'
  * (never "1e+15") and returned as integer replies.
  */
-static const char apply_script[] =
-    "-- rkbridge exactly-once apply: the KEYS/ARGV layout is described in src/sink/eos.c.\n"
-    "local offset_key = KEYS[1]\n"
-    "\n"
-    "local function quote(s)\n"
-    "  if #s > 64 then return \"'\" .. string.sub(s, 1, 64) .. \"...'\" end\n"
-    "  return \"'\" .. s .. \"'\"\n"
-    "end\n"
-    "\n"
-    "-- Redis's own integer rule: optional '-', no leading zero, fits in 64 bits.\n"
-    "local function is_integer(s)\n"
-    "  if s == '0' then return true end\n"
-    "  local digits = string.match(s, '^%-?([1-9]%d*)$')\n"
-    "  if not digits then return false end\n"
-    "  if #digits ~= 19 then return #digits < 19 end\n"
-    "  local limit = '9223372036854775807'\n"
-    "  if string.sub(s, 1, 1) == '-' then limit = '9223372036854775808' end\n"
-    "  for i = 1, 19 do\n"
-    "    local a, b = string.byte(digits, i), string.byte(limit, i)\n"
-    "    if a ~= b then return a < b end\n"
-    "  end\n"
-    "  return true\n"
-    "end\n"
-    "\n"
-    "-- A number the float commands accept: no blank or NUL (tonumber would skip them), not NaN,\n"
-    "-- and finite unless allow_inf (ZADD takes inf, INCRBYFLOAT cannot reach it).\n"
-    "local function is_number(s, allow_inf)\n"
-    "  if string.find(s, '[%s%z]') then return false end\n"
-    "  local n = tonumber(s)\n"
-    "  if not n or n ~= n then return false end\n"
-    "  return allow_inf or (n ~= math.huge and n ~= -math.huge)\n"
-    "end\n"
-    "\n"
-    "local type_names = {string = 'a string', list = 'a list', set = 'a set',\n"
-    "  zset = 'a sorted set', hash = 'a hash', stream = 'a stream'}\n"
-    "local function type_name(t)\n"
-    "  return type_names[t] or ('a value of type ' .. quote(t))\n"
-    "end\n"
-    "\n"
-    "-- Why the command's key cannot take it (nil: absent, or of type want).\n"
-    "local function wrong_type(argv, want)\n"
-    "  local t = redis.call('TYPE', argv[2]).ok\n"
-    "  if t == 'none' or t == want then return nil end\n"
-    "  return 'WRONGTYPE key ' .. quote(argv[2]) .. ' holds ' .. type_name(t) .. ', ' ..\n"
-    "    string.upper(argv[1]) .. ' needs ' .. type_name(want)\n"
-    "end\n"
-    "\n"
-    "-- INCRBY/INCRBYFLOAT key n (want 'string') and HINCRBY/HINCRBYFLOAT key field n ('hash').\n"
-    "local function check_counter(argv, want, integer)\n"
-    "  local reason = wrong_type(argv, want)\n"
-    "  if reason then return reason end\n"
-    "  local valid = integer and is_integer or is_number\n"
-    "  local kind = integer and 'an integer' or 'a number'\n"
-    "  local name = string.upper(argv[1])\n"
-    "  local current, where, increment\n"
-    "  if want == 'hash' then\n"
-    "    if not argv[3] then return nil end -- the arity error comes from running it\n"
-    "    current = redis.call('HGET', argv[2], argv[3])\n"
-    "    where = 'field ' .. quote(argv[3]) .. ' of key ' .. quote(argv[2])\n"
-    "    increment = argv[4]\n"
-    "  else\n"
-    "    current = redis.call('GET', argv[2])\n"
-    "    where = 'key ' .. quote(argv[2])\n"
-    "    increment = argv[3]\n"
-    "  end\n"
-    "  if current and not valid(current) then\n"
-    "    return where .. ' holds ' .. quote(current) .. ', not ' .. kind .. ' (' .. name .. ')'\n"
-    "  end\n"
-    "  if increment and not valid(increment) then\n"
-    "    return 'increment ' .. quote(increment) .. ' is not ' .. kind .. ' (' .. name .. ')'\n"
-    "  end\n"
-    "  return nil\n"
-    "end\n"
-    "\n"
-    "local zadd_flags = {NX = true, XX = true, GT = true, LT = true, CH = true, INCR = true}\n"
-    "local function check_zadd(argv)\n"
-    "  local reason = wrong_type(argv, 'zset')\n"
-    "  if reason then return reason end\n"
-    "  local i = 3\n"
-    "  while argv[i] and zadd_flags[string.upper(argv[i])] do i = i + 1 end\n"
-    "  while argv[i] do\n"
-    "    if not is_number(argv[i], true) then\n"
-    "      return 'score ' .. quote(argv[i]) .. ' is not a number (ZADD)'\n"
-    "    end\n"
-    "    i = i + 2\n"
-    "  end\n"
-    "  return nil\n"
-    "end\n"
-    "\n"
-    "local function of_type(want)\n"
-    "  return function(argv) return wrong_type(argv, want) end\n"
-    "end\n"
-    "\n"
-    "-- By command name; SET, DEL, EXPIRE, PUBLISH, module commands (JSON.SET, TS.ADD, TS.DEL:\n"
-    "-- their types cannot be checked from here) and anything else have no check and fail, if\n"
-    "-- they do, when run.\n"
-    "local checks = {\n"
-    "  HSET = of_type('hash'),\n"
-    "  HINCRBY = function(argv) return check_counter(argv, 'hash', true) end,\n"
-    "  HINCRBYFLOAT = function(argv) return check_counter(argv, 'hash', false) end,\n"
-    "  INCRBY = function(argv) return check_counter(argv, 'string', true) end,\n"
-    "  INCRBYFLOAT = function(argv) return check_counter(argv, 'string', false) end,\n"
-    "  RPUSH = of_type('list'), LPUSH = of_type('list'), LREM = of_type('list'),\n"
-    "  SADD = of_type('set'), SREM = of_type('set'),\n"
-    "  ZADD = check_zadd, ZREM = of_type('zset'),\n"
-    "  XADD = of_type('stream'),\n"
-    "}\n"
-    "\n"
-    "-- unpack() cannot pass more values than the Lua C stack holds (8000).\n"
-    "local max_argc = 7900\n"
-    "\n"
-    "local function check(argv)\n"
-    "  if #argv > max_argc then\n"
-    "    return string.upper(argv[1]) .. ' has ' .. #argv ..\n"
-    "      ' arguments, more than the exactly-once script can pass (' .. max_argc .. ')'\n"
-    "  end\n"
-    "  local check_one = checks[string.upper(argv[1])]\n"
-    "  if argv[2] and check_one then return check_one(argv) end\n"
-    "  return nil\n"
-    "end\n"
-    "\n"
-    "-- Runs a checked command; a failure is Redis's message first (so that the caller can tell\n"
-    "-- OOM from a data error), then what failed.\n"
-    "local function run(argv)\n"
-    "  local reply = redis.pcall(unpack(argv))\n"
-    "  if type(reply) == 'table' and reply.err then\n"
-    "    local what = string.upper(argv[1])\n"
-    "    if argv[2] then what = what .. ' ' .. quote(argv[2]) end\n"
-    "    return reply.err .. ' (' .. what .. ')'\n"
-    "  end\n"
-    "  return nil\n"
-    "end\n"
-    "\n"
-    "local next_offset = -1\n"
-    "local stored = redis.call('GET', offset_key)\n"
-    "if stored then\n"
-    "  if not is_integer(stored) or string.sub(stored, 1, 1) == '-' then\n"
-    "    return redis.error_reply('ERR rkbridge offset key ' .. quote(offset_key) ..\n"
-    "      ' holds ' .. quote(stored) .. ', not an offset')\n"
-    "  end\n"
-    "  next_offset = tonumber(stored)\n"
-    "end\n"
-    "local stored_offset = next_offset\n"
-    "local function store(offset)\n"
-    "  if offset ~= stored_offset then\n"
-    "    redis.call('SET', offset_key, string.format('%d', offset))\n"
-    "  end\n"
-    "end\n"
-    "\n"
-    "local applied = 0\n"
-    "local pos = 2\n"
-    "for _ = 1, tonumber(ARGV[1]) do\n"
-    "  local offset, command_count = tonumber(ARGV[pos]), tonumber(ARGV[pos + 1])\n"
-    "  pos = pos + 2\n"
-    "  local commands = {}\n"
-    "  for c = 1, command_count do\n"
-    "    local argc = tonumber(ARGV[pos])\n"
-    "    local argv = {}\n"
-    "    for j = 1, argc do argv[j] = ARGV[pos + j] end\n"
-    "    pos = pos + 1 + argc\n"
-    "    commands[c] = argv\n"
-    "  end\n"
-    "  -- Below the stored offset: applied before (a replay, or a zombie writer).\n"
-    "  if offset >= next_offset then\n"
-    "    local reason\n"
-    "    for c = 1, command_count do\n"
-    "      reason = check(commands[c])\n"
-    "      if reason then break end\n"
-    "    end\n"
-    "    if not reason then\n"
-    "      for c = 1, command_count do\n"
-    "        reason = run(commands[c])\n"
-    "        if reason then break end\n"
-    "      end\n"
-    "    end\n"
-    "    if reason then\n"
-    "      store(offset)\n"
-    "      return {applied, offset, offset, reason}\n"
-    "    end\n"
-    "    applied = applied + 1\n"
-    "    next_offset = offset + 1\n"
-    "  end\n"
-    "end\n"
-    "store(next_offset)\n"
-    "return {applied, next_offset, -1, ''}\n";
+static const char script_head[] =
+    "-- Pseudo-commands by name: {check = fn(argv) -> reason|nil, run = fn(argv) -> reason|nil}\n"
+    "local pseudo = {}\n"
+    "-- What pseudo-commands counted in this call: {name = n}\n"
+    "local counters = {}\n";
+
+static pthread_once_t script_once = PTHREAD_ONCE_INIT;
+static char *apply_script; /* built once: head, libraries, apply.lua */
+static size_t apply_script_len;
+
+static void build_script(void) {
+    rkb_buf_t buf;
+    rkb_buf_init(&buf);
+    rkb_buf_appends(&buf, script_head);
+    rkb_buf_append(&buf, rkb_lua_cache, rkb_lua_cache_len);
+    rkb_buf_append(&buf, rkb_lua_window, rkb_lua_window_len);
+    rkb_buf_append(&buf, rkb_lua_apply, rkb_lua_apply_len);
+    apply_script = buf.data; /* lives as long as the process */
+    apply_script_len = buf.len;
+}
+
+static const char *script_text(size_t *len) {
+    pthread_once(&script_once, build_script);
+    *len = apply_script_len;
+    return apply_script;
+}
 
 static pthread_mutex_t sha_lock = PTHREAD_MUTEX_INITIALIZER;
 static char script_sha[41]; /* "" until the first SCRIPT LOAD answered */
@@ -268,8 +111,9 @@ static int error_code(const char *msg) {
 }
 
 int rkb_eos_load(rkb_redis_t *redis, char *errstr, size_t errstr_size) {
-    const char *argv[] = {"SCRIPT", "LOAD", apply_script};
-    const size_t argvlen[] = {6, 4, sizeof(apply_script) - 1};
+    size_t script_len;
+    const char *argv[] = {"SCRIPT", "LOAD", script_text(&script_len)};
+    const size_t argvlen[] = {6, 4, script_len};
     redisReply *reply = rkb_redis_command(redis, 3, argv, argvlen, errstr, errstr_size);
     if (!reply)
         return RKB_REDIS_ERR_IO;
@@ -428,8 +272,10 @@ void rkb_eos_call_end(rkb_eos_call_t *call, rkb_cmds_t *out) {
         rkb_cmds_args(out, "EVALSHA");
         rkb_cmds_args(out, sha);
     } else {
+        size_t script_len;
+        const char *script = script_text(&script_len);
         rkb_cmds_args(out, "EVAL");
-        rkb_cmds_arg(out, apply_script, sizeof(apply_script) - 1);
+        rkb_cmds_arg(out, script, script_len);
     }
     rkb_cmds_arg_int(out, (int64_t)(1 + key_cnt));
     rkb_cmds_arg(out, call->offset_key.data, call->offset_key.len);
@@ -461,7 +307,7 @@ int rkb_eos_parse_reply(const redisReply *reply, rkb_eos_result_t *result, char 
         snprintf(errstr, errstr_size, "%s", reply->str);
         return -1;
     }
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4 ||
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 4 || reply->elements > 5 ||
         reply->element[0]->type != REDIS_REPLY_INTEGER ||
         reply->element[1]->type != REDIS_REPLY_INTEGER ||
         reply->element[2]->type != REDIS_REPLY_INTEGER ||
@@ -477,6 +323,20 @@ int rkb_eos_parse_reply(const redisReply *reply, rkb_eos_result_t *result, char 
     result->bad_offset = reply->element[2]->integer;
     snprintf(result->bad_reason, sizeof(result->bad_reason), "%.*s", (int)reply->element[3]->len,
              reply->element[3]->str);
+    result->counter_cnt = 0;
+    const redisReply *counters = reply->elements == 5 ? reply->element[4] : NULL;
+    for (size_t i = 0; counters && counters->type == REDIS_REPLY_ARRAY &&
+                       i + 1 < counters->elements &&
+                       result->counter_cnt < RKB_ARRAY_SIZE(result->counters);
+         i += 2) {
+        const redisReply *name = counters->element[i], *n = counters->element[i + 1];
+        if (name->type != REDIS_REPLY_STRING || n->type != REDIS_REPLY_INTEGER)
+            continue;
+        snprintf(result->counters[result->counter_cnt].name,
+                 sizeof(result->counters[0].name), "%.*s", (int)name->len, name->str);
+        result->counters[result->counter_cnt].n = n->integer;
+        result->counter_cnt++;
+    }
     return 0;
 }
 
@@ -526,4 +386,11 @@ int rkb_eos_read_offsets(rkb_redis_t *redis, const char *ns, const char *const *
     free(replies);
     rkb_cmds_destroy(cmds);
     return err;
+}
+
+int64_t rkb_eos_result_counter(const rkb_eos_result_t *result, const char *name) {
+    for (size_t i = 0; i < result->counter_cnt; i++)
+        if (!strcmp(result->counters[i].name, name))
+            return result->counters[i].n;
+    return 0;
 }

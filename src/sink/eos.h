@@ -58,7 +58,17 @@ typedef struct rkb_eos_result_s {
     int64_t next_offset;  /* the stored next offset after the call */
     int64_t bad_offset;   /* offset of the record that failed its checks, or -1 */
     char bad_reason[512]; /* why, e.g. "WRONGTYPE key 'x' holds a list, HSET needs a hash" */
+    /* What the pseudo-commands counted during the call (e.g. "stale" events a cache entry
+     * refused), by name; names not listed are 0. */
+    struct {
+        char name[32];
+        int64_t n;
+    } counters[8];
+    size_t counter_cnt;
 } rkb_eos_result_t;
+
+/* The counter called name in result, or 0. */
+int64_t rkb_eos_result_counter(const rkb_eos_result_t *result, const char *name);
 /* bad_reason is either a check of the script ("WRONGTYPE key ...", "key 'k' holds 'abc', not an
  * integer (INCRBY)": a data error) or, for a command that failed when run, Redis's own error
  * message first ("OOM command not allowed ... (HSET 'k')"), so rkb_redis_error_is_transient

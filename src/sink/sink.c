@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* Where a record of the batch stands. A record leaves the batch (and its offset may be
  * stored) only once it and every earlier record of its partition are REC_DONE. */
@@ -140,8 +141,10 @@ static int converter_from_config(const rkb_config_t *conf, const char *key, cons
     return 0;
 }
 
+/* WINDOW always is: its state and the partition's event-time clock must move with the offset. */
 static bool is_exactly_once(const rkb_config_t *conf) {
-    return !strcmp(rkb_config_get(conf, "redis.delivery"), "exactly-once");
+    return !strcmp(rkb_config_get(conf, "redis.delivery"), "exactly-once") ||
+           !strcasecmp(rkb_config_get(conf, "redis.type"), "WINDOW");
 }
 
 static void writer_conf_from_config(const rkb_config_t *conf, rkb_writer_conf_t *wc) {

@@ -34,6 +34,8 @@ static const char *const type_names[] = {
     [RKB_TYPE_LIST] = "LIST",     [RKB_TYPE_SET] = "SET",
     [RKB_TYPE_ZSET] = "ZSET",     [RKB_TYPE_TIMESERIES] = "TIMESERIES",
     [RKB_TYPE_PUBSUB] = "PUBSUB", [RKB_TYPE_COUNTER] = "COUNTER",
+    [RKB_TYPE_CACHE] = "CACHE",   [RKB_TYPE_WINDOW] = "WINDOW",
+    [RKB_TYPE_NONE] = "NONE",
 };
 
 int rkb_redis_type_parse(const char *name, rkb_redis_type_t *type) {
@@ -501,6 +503,10 @@ static int encode_write(rkb_writer_t *w, rkb_record_t *rec, rkb_cmds_t *cmds, ch
             expand_increment(w, rec, &increment, errstr, errstr_size))
             return -1;
         break;
+    case RKB_TYPE_CACHE:
+    case RKB_TYPE_WINDOW:
+    case RKB_TYPE_NONE:
+        break;
     }
 
     size_t start = rkb_cmds_count(cmds);
@@ -591,6 +597,10 @@ static int encode_write(rkb_writer_t *w, rkb_record_t *rec, rkb_cmds_t *cmds, ch
         else
             arg_double(cmds, w, increment.decimal);
         break;
+    case RKB_TYPE_CACHE:
+    case RKB_TYPE_WINDOW:
+    case RKB_TYPE_NONE:
+        break;
     }
     rkb_cmds_end(cmds);
 
@@ -618,6 +628,8 @@ int rkb_writer_encode(rkb_writer_t *w, rkb_record_t *rec, rkb_cmds_t *cmds, char
                  rec->value_len, w->value_max_bytes);
         return -1;
     }
+    if (w->type == RKB_TYPE_NONE || w->type == RKB_TYPE_WINDOW)
+        return 0;
     size_t start = rkb_cmds_count(cmds);
     rkb_buf_reset(&w->scratch);
     int n = rec->value ? encode_write(w, rec, cmds, errstr, errstr_size)

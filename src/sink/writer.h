@@ -16,6 +16,7 @@
  *   PUBSUB      PUBLISH channel value                          tombstone: nothing
  *   COUNTER     INCRBY key n | INCRBYFLOAT key x               tombstone: nothing
  *               (with redis.hash.field: HINCRBY / HINCRBYFLOAT key field n)
+ *   NONE        nothing                                        tombstone: nothing
  * With a TTL (config or the record's "redis.key.ttl" header, header wins) the write is followed
  * by EXPIRE key ttl inside MULTI/EXEC so both land together (STRING uses SET ... EX instead).
  * Key: redis.key.template if set; else STRING/HASH/JSON use keyspace + separator + ${key}
@@ -42,6 +43,9 @@ typedef enum {
     RKB_TYPE_TIMESERIES,
     RKB_TYPE_PUBSUB,
     RKB_TYPE_COUNTER,
+    RKB_TYPE_CACHE,  /* a versioned cache entry (process/cache.h) */
+    RKB_TYPE_WINDOW, /* a windowed aggregation (process/window.h); the sink encodes it */
+    RKB_TYPE_NONE,   /* nothing is written (enrichment to a Kafka topic only) */
 } rkb_redis_type_t;
 
 /* "STRING", "HASH", ... (case-insensitive). Returns 0 or -1. */

@@ -291,7 +291,8 @@ static void test_bad_values(void **state) {
     assert_string_equal(errs.msgs[4],
                         at_msg(path, 5,
                                "redis.type: must be one of STRING, HASH, JSON, STREAM, LIST, "
-                               "SET, ZSET, TIMESERIES, PUBSUB, COUNTER, got 'HASHES'"));
+                               "SET, ZSET, TIMESERIES, PUBSUB, COUNTER, CACHE, WINDOW, NONE, got "
+                               "'HASHES'"));
     expect_msg(&errs, 5, at_msg(path, 6, "redis.command: must be one of HSET, JSONSET, TSADD"));
     assert_string_equal(errs.msgs[6],
                         at_msg(path, 7, "topics: empty item in the comma-separated list"));

@@ -1,0 +1,1 @@
+-- Versioned cache compare-and-set (RKB.CACHE pseudo-command): see src/process/cache.h.

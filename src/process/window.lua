@@ -1,0 +1,1 @@
+-- Windowed aggregation (RKB.WINDOW pseudo-command): see src/process/window.h.

@@ -1,9 +1,11 @@
 /*
- * main.c — the rkbridge command line: run, validate, dev-broker, config-doc, --help, --version.
+ * main.c — the rkbridge command line: run, validate, dev-broker, config-doc, cache-script, --help,
+ * --version.
  */
 #include "cli/cli.h"
 #include "config/config.h"
 #include "kafka/devbroker.h"
+#include "process/cache.h"
 #include "util/log.h"
 
 #include <stdio.h>
@@ -33,6 +35,10 @@ int main(int argc, char **argv) {
         return rkb_devbroker_main(argc - 1, argv + 1);
     if (!strcmp(command, "config-doc")) {
         rkb_config_print_markdown(stdout);
+        return 0;
+    }
+    if (!strcmp(command, "cache-script")) {
+        fputs(rkb_cache_script(NULL), stdout);
         return 0;
     }
     fprintf(stderr, "rkbridge: unknown command '%s'\n\n", command);

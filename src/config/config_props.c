@@ -337,6 +337,14 @@ static const rkb_property_t properties[] = {
      .scope = RKB_SCOPE_SINK,
      .doc = "CACHE: fields keeps a JSON object's members as hash fields; value keeps the whole "
             "state as JSON text in hash field val; the version is in hash field _v either way"},
+    {.name = "redis.cache.mode",
+     .type = RKB_PROP_ENUM,
+     .default_value = "upsert",
+     .enum_values = "upsert,invalidate",
+     .scope = RKB_SCOPE_SINK,
+     .doc = "CACHE: upsert writes each event's state; invalidate turns every event into a "
+            "versioned tombstone, so the next read misses and refills through the cache script "
+            "(rkbridge cache-script)"},
     {.name = "redis.cache.tombstone.ttl",
      .type = RKB_PROP_INT,
      .default_value = "86400",

@@ -12,6 +12,7 @@
 #include "connect/clients.h"
 #include "convert/convert.h"
 #include "kafka/consumer.h"
+#include "process/cache.h"
 #include "redis/redis.h"
 #include "sink/dlq.h"
 #include "sink/eos.h"
@@ -91,7 +92,7 @@ struct rkb_sink_task_s {
     char *offset_ns;
     rkb_eos_call_t *eos_call;
     rkb_cmds_t *pipe;      /* the script calls built from cmds */
-    bool script_loaded;    /* on the current connection */
+    bool script_loaded;    /* on the current connection: the exactly-once or the cache script */
     rkb_toppar_t *restore; /* assigned partitions whose start offset is still to be read */
     size_t restore_cnt;
 
@@ -129,7 +130,7 @@ struct rkb_sink_task_s {
 static const char *const template_keys[] = {
     "redis.keyspace",   "redis.key.template",         "redis.member",
     "redis.score",      "redis.timeseries.timestamp", "redis.increment",
-    "redis.hash.field",
+    "redis.hash.field", "redis.cache.version",
 };
 
 static int converter_from_config(const rkb_config_t *conf, const char *key, const char *schemas_key,
@@ -147,8 +148,11 @@ static bool is_exactly_once(const rkb_config_t *conf) {
            !strcasecmp(rkb_config_get(conf, "redis.type"), "WINDOW");
 }
 
-static void writer_conf_from_config(const rkb_config_t *conf, rkb_writer_conf_t *wc) {
+/* cc receives the CACHE rules wc points to (it must live until rkb_writer_new returned). */
+static void writer_conf_from_config(const rkb_config_t *conf, rkb_writer_conf_t *wc,
+                                    rkb_cache_conf_t *cc) {
     memset(wc, 0, sizeof(*wc));
+    memset(cc, 0, sizeof(*cc));
     rkb_redis_type_parse(rkb_config_get(conf, "redis.type"), &wc->type);
     wc->keyspace = rkb_config_get(conf, "redis.keyspace");
     wc->separator = rkb_config_get(conf, "redis.separator");
@@ -165,6 +169,17 @@ static void writer_conf_from_config(const rkb_config_t *conf, rkb_writer_conf_t 
     /* Inside the batch's MULTI, or inside the exactly-once script, a record needs no MULTI of
      * its own to keep its write and its EXPIRE together. */
     wc->in_transaction = rkb_config_get_bool(conf, "redis.multiexec") || is_exactly_once(conf);
+    if (wc->type == RKB_TYPE_CACHE) {
+        cc->version = rkb_config_get(conf, "redis.cache.version");
+        cc->op_field = rkb_config_get(conf, "redis.cache.op.field");
+        cc->delete_ops = rkb_config_get(conf, "redis.cache.delete.ops");
+        cc->value_field = rkb_config_get(conf, "redis.cache.value.field");
+        cc->layout_value = !strcmp(rkb_config_get(conf, "redis.cache.layout"), "value");
+        cc->invalidate = !strcmp(rkb_config_get(conf, "redis.cache.mode"), "invalidate");
+        cc->tombstone_ttl_seconds = rkb_config_get_int(conf, "redis.cache.tombstone.ttl");
+        cc->exactly_once = is_exactly_once(conf);
+        wc->cache = cc;
+    }
 }
 
 int rkb_sink_validate(const rkb_config_t *conf, rkb_errors_t *errs) {
@@ -210,7 +225,8 @@ int rkb_sink_validate(const rkb_config_t *conf, rkb_errors_t *errs) {
     if (errs->cnt == before) {
         /* Whatever the writer still refuses (type/key combinations). */
         rkb_writer_conf_t wc;
-        writer_conf_from_config(conf, &wc);
+        rkb_cache_conf_t cc;
+        writer_conf_from_config(conf, &wc, &cc);
         rkb_writer_t *writer = rkb_writer_new(&wc, why, sizeof(why));
         if (!writer)
             rkb_errors_add(errs, "%s: %s", rkb_config_origin(conf, "redis.type"), why);
@@ -249,7 +265,8 @@ rkb_sink_task_t *rkb_sink_task_new(const rkb_config_t *conf, int task_id, char *
     snprintf(t->client_id, sizeof(t->client_id), "rkbridge-%s-%d", name, task_id);
 
     rkb_writer_conf_t wc;
-    writer_conf_from_config(conf, &wc);
+    rkb_cache_conf_t cc;
+    writer_conf_from_config(conf, &wc, &cc);
     t->type = wc.type;
     t->writer = rkb_writer_new(&wc, errstr, errstr_size);
     if (!t->writer)
@@ -385,6 +402,14 @@ static int ensure_connected(rkb_sink_task_t *t) {
     if (t->exactly_once && !t->script_loaded) {
         int rc = setup_result(t, rkb_eos_load(t->redis, why, sizeof(why)),
                               "loading the exactly-once script: ", why);
+        if (rc)
+            return rc;
+        t->script_loaded = true;
+    }
+    /* At-least-once CACHE calls the compare-and-set script by its SHA. */
+    if (!t->exactly_once && t->type == RKB_TYPE_CACHE && !t->script_loaded) {
+        int rc = setup_result(t, rkb_cache_load(t->redis, why, sizeof(why)),
+                              "loading the cache script: ", why);
         if (rc)
             return rc;
         t->script_loaded = true;
@@ -594,11 +619,16 @@ static void settle_commands(rkb_sink_task_t *t, size_t exec_index) {
             continue;
         st->outcome = REC_DONE;
         for (int k = 0; k < st->cmd_cnt; k++) {
-            const char *err =
-                rkb_redis_reply_error(command_result(t, st->cmd_first + (size_t)k, exec_index));
-            if (!err)
+            const redisReply *reply = command_result(t, st->cmd_first + (size_t)k, exec_index);
+            const char *err = rkb_redis_reply_error(reply);
+            if (!err) {
+                if (t->type == RKB_TYPE_CACHE && rkb_cache_reply_is_stale(reply))
+                    atomic_fetch_add(&t->stats.records_stale, 1);
                 continue;
-            if (rkb_redis_error_is_transient(err)) {
+            }
+            if (rkb_eos_error_is_noscript(err))
+                t->script_loaded = false; /* Redis restarted or flushed its scripts: reload */
+            if (rkb_eos_error_is_noscript(err) || rkb_redis_error_is_transient(err)) {
                 st->outcome = REC_PENDING;
                 st->transient = true;
                 rkb_log_warn(t->component, "%s[%d]@%lld: %s; retrying", t->recs[i].topic,
@@ -621,6 +651,9 @@ static void settle_scripts(rkb_sink_task_t *t) {
         rkb_eos_result_t result;
         bool call_ok =
             rkb_eos_parse_reply(t->replies[slot->call_index], &result, why, sizeof(why)) == 0;
+        if (call_ok)
+            atomic_fetch_add(&t->stats.records_stale,
+                             (uint64_t)rkb_eos_result_counter(&result, "stale"));
         if (!call_ok) {
             if (rkb_eos_error_is_noscript(why))
                 t->script_loaded = false; /* Redis restarted or flushed its scripts */
@@ -1093,10 +1126,11 @@ int rkb_sink_task_run(rkb_sink_task_t *t, const volatile int *stop, char *errstr
     rkb_log_info(
         t->component,
         "sink stopped: %llu read, %llu written, %llu skipped, %llu failed, "
-        "%llu dead-lettered, %llu retries",
+        "%llu dead-lettered, %llu retries, %llu stale",
         (unsigned long long)t->stats.records_read, (unsigned long long)t->stats.records_written,
         (unsigned long long)t->stats.records_skipped, (unsigned long long)t->stats.records_failed,
-        (unsigned long long)t->stats.records_dead_lettered, (unsigned long long)t->stats.retries);
+        (unsigned long long)t->stats.records_dead_lettered, (unsigned long long)t->stats.retries,
+        (unsigned long long)t->stats.records_stale);
     if (t->failed) {
         snprintf(errstr, errstr_size, "%s", t->failure);
         return -1;

@@ -35,6 +35,7 @@ typedef struct rkb_sink_stats_s {
     _Atomic uint64_t records_dead_lettered; /* of those, acknowledged by the dead-letter topic */
     _Atomic uint64_t batches;         /* pipelines sent */
     _Atomic uint64_t retries;         /* transient failures retried */
+    _Atomic uint64_t records_stale;   /* CACHE: changes not newer than the entry, dropped */
 } rkb_sink_stats_t;
 
 /* Checks what only the sink knows (templates, converters, type/key combinations) on top of

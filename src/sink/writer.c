@@ -13,6 +13,7 @@
 #include "sink/writer.h"
 
 #include "convert/convert.h"
+#include "process/cache.h"
 #include "tmpl/tmpl.h"
 #include "util/util.h"
 
@@ -66,6 +67,7 @@ struct rkb_writer_s {
     rkb_tmpl_t *ts_timestamp; /* TIMESERIES */
     rkb_tmpl_t *increment;    /* COUNTER */
     rkb_tmpl_t *hash_field;   /* COUNTER: NULL for INCRBY, set for HINCRBY */
+    rkb_cache_t *cache;       /* CACHE */
     int64_t value_max_bytes;  /* 0: no limit */
     bool push_left;
     int64_t stream_maxlen;
@@ -93,7 +95,8 @@ static void scratch_cut(rkb_writer_t *w, size_t mark) {
 }
 
 static bool key_from_record_key(rkb_redis_type_t type) {
-    return type == RKB_TYPE_STRING || type == RKB_TYPE_HASH || type == RKB_TYPE_JSON;
+    return type == RKB_TYPE_STRING || type == RKB_TYPE_HASH || type == RKB_TYPE_JSON ||
+           type == RKB_TYPE_CACHE;
 }
 
 /* Parses the template of config key conf_key; text NULL or "" takes default_text. */
@@ -148,6 +151,18 @@ rkb_writer_t *rkb_writer_new(const rkb_writer_conf_t *wc, char *errstr, size_t e
     /* Defaults follow redis-kafka-connect: the record key is the member and the timeseries
      * timestamp, the value is the score and the timeseries value. */
     switch (wc->type) {
+    case RKB_TYPE_CACHE: {
+        if (!wc->cache) {
+            snprintf(errstr, errstr_size, "redis.type: CACHE needs the redis.cache.* settings");
+            goto fail;
+        }
+        rkb_cache_conf_t cc = *wc->cache;
+        cc.ttl_seconds = w->ttl_seconds;
+        w->cache = rkb_cache_new(&cc, errstr, errstr_size);
+        if (!w->cache)
+            goto fail;
+        break;
+    }
     case RKB_TYPE_ZSET:
         if (compile(&w->score, "redis.score", wc->score, "${value}", errstr, errstr_size))
             goto fail;
@@ -184,6 +199,7 @@ fail:
 void rkb_writer_destroy(rkb_writer_t *w) {
     if (!w)
         return;
+    rkb_cache_destroy(w->cache);
     rkb_tmpl_destroy(w->key_template);
     rkb_tmpl_destroy(w->keyspace);
     rkb_tmpl_destroy(w->record_key);
@@ -632,6 +648,13 @@ int rkb_writer_encode(rkb_writer_t *w, rkb_record_t *rec, rkb_cmds_t *cmds, char
         return 0;
     size_t start = rkb_cmds_count(cmds);
     rkb_buf_reset(&w->scratch);
+    if (w->type == RKB_TYPE_CACHE) {
+        span_t key;
+        if (build_key(w, rec, &key, errstr, errstr_size))
+            return -1;
+        return rkb_cache_encode(w->cache, rec, span_data(w, key), key.len, cmds, errstr,
+                                errstr_size);
+    }
     int n = rec->value ? encode_write(w, rec, cmds, errstr, errstr_size)
                        : encode_tombstone(w, rec, cmds, errstr, errstr_size);
     if (n < 0)

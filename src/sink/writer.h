@@ -16,6 +16,7 @@
  *   PUBSUB      PUBLISH channel value                          tombstone: nothing
  *   COUNTER     INCRBY key n | INCRBYFLOAT key x               tombstone: nothing
  *               (with redis.hash.field: HINCRBY / HINCRBYFLOAT key field n)
+ *   CACHE       a versioned compare-and-set (process/cache.h)  tombstone: nothing
  *   NONE        nothing                                        tombstone: nothing
  * With a TTL (config or the record's "redis.key.ttl" header, header wins) the write is followed
  * by EXPIRE key ttl inside MULTI/EXEC so both land together (STRING uses SET ... EX instead).
@@ -70,6 +71,8 @@ typedef struct rkb_writer_conf_s {
     int64_t stream_maxlen;    /* STREAM: MAXLEN ~ n when > 0 */
     int64_t ttl_seconds;      /* > 0: TTL; otherwise none */
     bool in_transaction;      /* the caller wraps the batch in MULTI/EXEC: no inner MULTI */
+    const struct rkb_cache_conf_s *cache; /* CACHE: the entry's rules (process/cache.h); the
+                                           * writer builds the key and sets ttl_seconds */
 } rkb_writer_conf_t;
 
 typedef struct rkb_writer_s rkb_writer_t;

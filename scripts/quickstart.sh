@@ -8,25 +8,12 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 work=.quickstart
 rm -rf "$work" && mkdir -p "$work"
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-
-# A free loopback port for Redis (6379 may be a system Redis already).
-port=16379
-while redis-cli -p "$port" ping >/dev/null 2>&1; do port=$((port + 1)); done
-redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" \
-    >"$work/redis.log" 2>&1 &
-pids+=($!)
-until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.1; done
-echo "quickstart: redis-server on 127.0.0.1:$port"
-
-./build/rkbridge dev-broker --topic pageviews:4 --bootstrap-file "$work/bootstrap" \
-    >"$work/broker.out" 2>"$work/broker.log" </dev/null &
-pids+=($!)
-until [ -s "$work/bootstrap" ]; do sleep 0.1; done
-bootstrap=$(cat "$work/bootstrap")
-echo "quickstart: dev broker on $bootstrap"
+RKBRIDGE=./build/rkbridge
+. scripts/local-stack.sh
+stack_start "$work" pageviews:4
+port=$REDIS_PORT
+bootstrap=$BOOTSTRAP
+echo "quickstart: redis-server on 127.0.0.1:$port, dev broker on $bootstrap"
 
 # 1000 sample pageviews keyed by viewtime; the first is {"viewtime":1451,"userid":"User_6","pageid":"Page_35"}
 awk 'BEGIN { srand(7); for (i = 0; i < 1000; i++) {
@@ -42,7 +29,7 @@ sed "s#^redis.uri=.*#redis.uri=redis://127.0.0.1:$port#" examples/pageviews-sink
 ./build/rkbridge run --kafka-bootstrap "$bootstrap" "$work/pageviews-sink.properties" \
     2>"$work/rkbridge.log" &
 rkb=$!
-pids+=($rkb)
+stack_pids+=($rkb)
 expected=$(wc -l <"$work/pageviews.txt")
 for _ in $(seq 1 300); do
     [ "$(redis-cli -p "$port" dbsize)" -ge "$expected" ] && break

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config librdkafka-dev libhiredis-dev libjansson-dev
-          libcmocka-dev redis-server redis-tools kcat)
+          libcmocka-dev libmicrohttpd-dev libssl-dev openssl redis-server redis-tools kcat)
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

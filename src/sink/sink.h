@@ -35,6 +35,11 @@ typedef struct rkb_sink_stats_s {
     _Atomic uint64_t records_dead_lettered; /* of those, acknowledged by the dead-letter topic */
     _Atomic uint64_t batches;         /* pipelines sent */
     _Atomic uint64_t retries;         /* transient failures retried */
+    /* Enrichment (process/enrich.h) */
+    _Atomic uint64_t enrich_lookups;    /* reference keys read from Redis */
+    _Atomic uint64_t enrich_cache_hits; /* records answered by the local cache */
+    _Atomic uint64_t enrich_misses;     /* records whose reference key did not exist */
+    _Atomic uint64_t records_produced;  /* acknowledged by enrich.output.topic */
 } rkb_sink_stats_t;
 
 /* Checks what only the sink knows (templates, converters, type/key combinations) on top of

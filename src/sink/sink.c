@@ -836,8 +836,10 @@ static void on_output_result(uint64_t seq, bool ok, const char *errstr, void *op
             continue;
         st->output_seq = 0; /* failed: produced again next round */
         st->produced = ok;
-        if (ok)
+        if (ok) {
             atomic_fetch_add(&t->stats.records_produced, 1);
+            rkb_failpoint("crash_after_output_produce", t->recs[i].offset);
+        }
         return;
     } /* not found: dropped meanwhile (revoked partition) */
 }

@@ -11,6 +11,7 @@
  */
 #include "harness.h"
 #include "../sink/sink_test_util.h"
+#include "../source/source_test_util.h" /* source_validate: `rkbridge validate` on a text */
 
 #include <jansson.h>
 #include <setjmp.h>
@@ -785,21 +786,6 @@ static void test_exactly_once_output(void **state) {
 
 /* ---- validation ------------------------------------------------------------------------- */
 
-static int validate(const char *text, char **out) {
-    const char *path = h_write_file("validate.properties", text);
-    const char *argv[] = {h_rkbridge_bin(), "validate", path, NULL};
-    char *err = NULL;
-    int rc = h_run(argv, out, &err);
-    size_t out_len = *out ? strlen(*out) : 0, err_len = err ? strlen(err) : 0;
-    char *both = malloc(out_len + err_len + 1);
-    memcpy(both, *out ? *out : "", out_len);
-    memcpy(both + out_len, err ? err : "", err_len + 1);
-    free(*out);
-    free(err);
-    *out = both;
-    return rc;
-}
-
 static void test_validation(void **state) {
     /* sink_config writes 7 lines; the first extra line is line 8. */
     static const struct {
@@ -825,7 +811,7 @@ static void test_validation(void **state) {
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char *text = sink_config(redis, broker, "val", "val", "%s", cases[i].extra);
         char *out = NULL;
-        int rc = validate(text, &out);
+        int rc = source_validate(text, &out);
         if (rc != 2 || !strstr(out, cases[i].expected))
             fail_msg("case %zu: exit %d, output:\n%s", i, rc, out);
         free(out);
@@ -842,7 +828,7 @@ static void test_validation(void **state) {
     for (size_t i = 0; i < sizeof(valid) / sizeof(valid[0]); i++) {
         char *text = sink_config(redis, broker, "val", "val", "%s", valid[i]);
         char *out = NULL;
-        if (validate(text, &out) != 0)
+        if (source_validate(text, &out) != 0)
             fail_msg("valid case %zu refused:\n%s", i, out);
         free(out);
         free(text);

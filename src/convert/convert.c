@@ -142,6 +142,10 @@ json_t *rkb_record_key_json(rkb_record_t *rec, char *errstr, size_t errstr_size)
 static void dump_compact(const json_t *json, rkb_buf_t *out);
 
 const char *rkb_record_value_bytes(rkb_record_t *rec, size_t *len) {
+    if (rec->value_replaced) {
+        *len = rec->value_text_len;
+        return rec->value_text;
+    }
     if (!rec->value) {
         *len = 0;
         return NULL;
@@ -162,6 +166,19 @@ const char *rkb_record_value_bytes(rkb_record_t *rec, size_t *len) {
     }
     *len = rec->value_text_len;
     return rec->value_text;
+}
+
+void rkb_record_set_value_json(rkb_record_t *rec, json_t *json) {
+    json_decref(rec->value_json); /* after the caller's new reference: json may be this one */
+    rec->value_json = json;
+    rec->value_json_state = 1;
+    rec->value_replaced = 1;
+    rkb_buf_t text;
+    rkb_buf_init(&text);
+    dump_compact(json, &text);
+    free(rec->value_text);
+    rec->value_text = text.data; /* the record takes the buffer's memory */
+    rec->value_text_len = text.len;
 }
 
 void rkb_double_to_text(double value, rkb_buf_t *out) {

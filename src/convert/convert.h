@@ -46,10 +46,18 @@ json_t *rkb_record_value_json(rkb_record_t *rec, char *errstr, size_t errstr_siz
 json_t *rkb_record_key_json(rkb_record_t *rec, char *errstr, size_t errstr_size);
 
 /* The value's bytes as they should be written for a whole-value write (SET, PUBLISH, JSON.SET):
- * the original bytes, or, for the "json" converter, the compact serialization of an unwrapped
+ * the value set by rkb_record_set_value_json if any, else the original bytes, or, for the
+ * "json" converter, the compact serialization of an unwrapped
  * payload (a string payload keeps its quotes: it is JSON text). "string"/"bytes" always give the
  * original bytes. NULL for a tombstone. Borrowed (owned by rec). */
 const char *rkb_record_value_bytes(rkb_record_t *rec, size_t *len);
+
+/* Replaces the record's value with json, as a processing step's result (enrichment): from now
+ * on rkb_record_value_json returns json and rkb_record_value_bytes its compact serialization,
+ * whatever the value converter; rec->value/value_len still hold the consumed bytes (what a
+ * dead-letter topic gets). json is consumed (the record owns the reference); it may be the
+ * record's current value_json. Not for tombstones. */
+void rkb_record_set_value_json(rkb_record_t *rec, json_t *json);
 
 /* The text of a JSON scalar or structure as Redis should store it: strings as their content
  * (no quotes), numbers/booleans as their JSON text, null as "", objects and arrays as compact

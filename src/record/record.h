@@ -38,8 +38,11 @@ struct rkb_record_s {
     int value_json_state;  /* 0 not tried, 1 parsed, -1 not JSON */
     int key_json_state;    /* 0 not tried, 1 parsed, -1 not JSON */
     int value_unwrapped;   /* 1: value_json is a Connect envelope's payload, value bytes are not it */
-    char *value_text;      /* owned; serialized value_json when value_unwrapped (see convert.h) */
+    char *value_text;      /* owned; serialized value_json when value_unwrapped or replaced */
     size_t value_text_len;
+    int value_replaced;    /* 1: value_json was set by a processing step (enrichment) and
+                            * value_text is its serialization: it is what the record's value now
+                            * is; value/value_len keep the consumed bytes (dead-letter topic) */
 
     /* The converters that apply, copied by rkb_convert_record (rkb_record_init sets "string"
      * with schemas auto). On-demand parsing follows them, and they decide what ${key} and the

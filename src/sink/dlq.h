@@ -23,6 +23,7 @@
 #define RKB_STAGE_KEY_CONVERTER   "KEY_CONVERTER"
 #define RKB_STAGE_VALUE_CONVERTER "VALUE_CONVERTER"
 #define RKB_STAGE_TASK_PUT        "TASK_PUT"
+#define RKB_STAGE_TRANSFORMATION  "TRANSFORMATION" /* enrichment (process/enrich.h) */
 
 /* Called for every record given to rkb_dlq_send: ok = the broker has it. */
 typedef void(rkb_dlq_result_cb_t)(uint64_t seq, bool ok, const char *errstr, void *opaque);

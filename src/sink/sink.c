@@ -13,6 +13,8 @@
 #include "convert/convert.h"
 #include "kafka/consumer.h"
 #include "process/cache.h"
+#include "process/enrich.h"
+#include "process/output.h"
 #include "redis/redis.h"
 #include "sink/dlq.h"
 #include "sink/eos.h"
@@ -46,6 +48,11 @@ typedef struct rec_state_s {
     const char *stage; /* REC_DATA_ERROR: Connect's stage (dlq.h) */
     char *error;       /* REC_DATA_ERROR: why, owned */
     uint64_t seq;      /* matches dead-letter delivery reports to records */
+    /* Enrichment (enrich_batch), kept across rounds: a retry neither looks up nor produces
+     * the record again. */
+    bool enriched;       /* its value carries its reference data (or needs none) */
+    bool produced;       /* enrich.output.topic acknowledged it */
+    uint64_t output_seq; /* produced, delivery report awaited (0: none) */
 } rec_state_t;
 
 /* Per-partition view of one round. */
@@ -86,6 +93,11 @@ struct rkb_sink_task_s {
     int64_t retry_delay_max_ms;
     rkb_dlq_t *dlq; /* NULL: no dead-letter topic */
     uint64_t next_seq;
+
+    /* Enrichment (NULL: off) and its output topic (NULL: none) */
+    rkb_enrich_t *enrich;
+    rkb_output_t *output;
+    rkb_record_t **enrich_recs; /* scratch: the records enrich_batch hands over */
 
     /* Exactly-once */
     bool exactly_once;
@@ -222,6 +234,8 @@ int rkb_sink_validate(const rkb_config_t *conf, rkb_errors_t *errs) {
                        "each partition's batch is already one atomic script",
                        rkb_config_origin(conf, "redis.multiexec"));
 
+    rkb_enrich_validate(conf, errs);
+
     if (errs->cnt == before) {
         /* Whatever the writer still refuses (type/key combinations). */
         rkb_writer_conf_t wc;
@@ -253,6 +267,7 @@ static void split_topics(rkb_sink_task_t *t, const char *list) {
 }
 
 static void on_dlq_result(uint64_t seq, bool ok, const char *errstr, void *opaque);
+static void on_output_result(uint64_t seq, bool ok, const char *errstr, void *opaque);
 
 rkb_sink_task_t *rkb_sink_task_new(const rkb_config_t *conf, int task_id, char *errstr,
                                    size_t errstr_size) {
@@ -326,6 +341,20 @@ rkb_sink_task_t *rkb_sink_task_new(const rkb_config_t *conf, int task_id, char *
             goto fail;
     }
 
+    if (*rkb_config_get(conf, "enrich.key")) {
+        rkb_enrich_conf_t ec;
+        rkb_enrich_conf_from_config(conf, &ec);
+        if (!(t->enrich = rkb_enrich_new(&ec, errstr, errstr_size)))
+            goto fail;
+        t->enrich_recs = rkb_calloc(t->batch_size, sizeof(*t->enrich_recs));
+        const char *output_topic = rkb_config_get(conf, "enrich.output.topic");
+        rkb_output_conf_t oc = {.component = t->component, .topic = output_topic,
+                                .conf = conf, .task_id = task_id,
+                                .on_result = on_output_result, .opaque = t};
+        if (*output_topic && !(t->output = rkb_output_new(&oc, errstr, errstr_size)))
+            goto fail;
+    }
+
     t->recs = rkb_calloc(t->batch_size, sizeof(*t->recs));
     for (size_t i = 0; i < t->batch_size; i++)
         rkb_record_init(&t->recs[i]);
@@ -346,28 +375,38 @@ const rkb_sink_stats_t *rkb_sink_task_stats(const rkb_sink_task_t *task) {
 /* ---- Redis connection ------------------------------------------------------------------------ */
 
 /* Module commands are missing from a plain Redis: say so once, clearly, instead of failing
- * on the first record with "unknown command". */
+ * on the first record with "unknown command". The writer's command, and the enrichment
+ * lookup's. */
 static int check_commands(rkb_sink_task_t *t) {
-    const char *command = t->type == RKB_TYPE_JSON         ? "JSON.SET"
-                          : t->type == RKB_TYPE_TIMESERIES ? "TS.ADD"
-                                                           : NULL;
-    if (!command || t->commands_checked)
-        return 0;
-    const char *argv[] = {"COMMAND", "INFO", command};
-    char why[512];
-    redisReply *reply = rkb_redis_command(t->redis, 3, argv, NULL, why, sizeof(why));
-    if (!reply)
-        return 1; /* connection failed: transient */
-    bool known = reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 &&
-                 reply->element[0]->type == REDIS_REPLY_ARRAY;
-    freeReplyObject(reply);
-    if (!known) {
-        t->failed = true;
-        snprintf(t->failure, sizeof(t->failure),
-                 "redis.type=%s needs the %s module: this Redis does not know %s",
-                 rkb_redis_type_name(t->type),
-                 t->type == RKB_TYPE_JSON ? "RedisJSON" : "RedisTimeSeries", command);
-        return -1;
+    char type_setting[64];
+    snprintf(type_setting, sizeof(type_setting), "redis.type=%s", rkb_redis_type_name(t->type));
+    const char *const needed[][3] = { /* command, the setting that needs it, its module */
+        {t->type == RKB_TYPE_JSON         ? "JSON.SET"
+         : t->type == RKB_TYPE_TIMESERIES ? "TS.ADD"
+                                          : NULL,
+         type_setting, t->type == RKB_TYPE_JSON ? "RedisJSON" : "RedisTimeSeries"},
+        {t->enrich ? rkb_enrich_module_command(t->enrich) : NULL, "enrich.lookup=JSON",
+         "RedisJSON"},
+    };
+    for (size_t k = 0; k < RKB_ARRAY_SIZE(needed) && !t->commands_checked; k++) {
+        const char *command = needed[k][0];
+        if (!command)
+            continue;
+        const char *argv[] = {"COMMAND", "INFO", command};
+        char why[512];
+        redisReply *reply = rkb_redis_command(t->redis, 3, argv, NULL, why, sizeof(why));
+        if (!reply)
+            return 1; /* connection failed: transient */
+        bool known = reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 &&
+                     reply->element[0]->type == REDIS_REPLY_ARRAY;
+        freeReplyObject(reply);
+        if (!known) {
+            t->failed = true;
+            snprintf(t->failure, sizeof(t->failure),
+                     "%s needs the %s module: this Redis does not know %s", needed[k][1],
+                     needed[k][2], command);
+            return -1;
+        }
     }
     t->commands_checked = true;
     return 0;
@@ -514,6 +553,18 @@ static void compact_batch(rkb_sink_task_t *t, const bool *keep) {
     t->cnt = out;
 }
 
+/* Applies the converters to record i (again: a no-op once done). A failure makes it a data
+ * error at the converter's stage. Returns true when converted. */
+static bool convert_record(rkb_sink_task_t *t, size_t i) {
+    char why[512];
+    if (rkb_convert_record(&t->key_conv, &t->value_conv, &t->recs[i], why, sizeof(why)) == 0)
+        return true;
+    set_data_error(t, i,
+                   !strncmp(why, "key", 3) ? RKB_STAGE_KEY_CONVERTER : RKB_STAGE_VALUE_CONVERTER,
+                   why);
+    return false;
+}
+
 /* Encodes every record that is due into t->cmds. At-least-once: a record that cannot be
  * written does not hold back the later records of its partition (it writes nothing, so the
  * order of writes is kept); exactly-once: it does, because the script would move the stored
@@ -544,15 +595,10 @@ static void encode_batch(rkb_sink_task_t *t) {
             continue;
         if (!st->skip_write) {
             int n = -1;
-            if (rkb_convert_record(&t->key_conv, &t->value_conv, rec, why, sizeof(why)) == 0) {
+            if (convert_record(t, i)) {
                 n = rkb_writer_encode(t->writer, rec, t->cmds, why, sizeof(why));
                 if (n < 0)
                     set_data_error(t, i, RKB_STAGE_TASK_PUT, why);
-            } else {
-                set_data_error(t, i,
-                               !strncmp(why, "key", 3) ? RKB_STAGE_KEY_CONVERTER
-                                                       : RKB_STAGE_VALUE_CONVERTER,
-                               why);
             }
             if (n < 0) {
                 if (t->exactly_once)
@@ -807,6 +853,90 @@ static void store_finished(rkb_sink_task_t *t) {
     free(keep);
 }
 
+/* ---- enrichment (process/enrich.h) and its output topic (process/output.h) ---------------- */
+
+static void on_enrich_error(rkb_record_t *rec, const char *why, void *opaque) {
+    rkb_sink_task_t *t = opaque;
+    set_data_error(t, (size_t)(rec - t->recs), RKB_STAGE_TRANSFORMATION, why);
+}
+
+/* The output topic's delivery report for one record. */
+static void on_output_result(uint64_t seq, bool ok, const char *errstr, void *opaque) {
+    rkb_sink_task_t *t = opaque;
+    for (size_t i = 0; i < t->cnt; i++) {
+        rec_state_t *st = &t->states[i];
+        if (st->output_seq != seq)
+            continue;
+        st->output_seq = 0; /* failed: produced again next round */
+        st->produced = ok;
+        if (ok) {
+            atomic_fetch_add(&t->stats.records_produced, 1);
+            rkb_failpoint("crash_after_output_produce", t->recs[i].offset);
+        }
+        return;
+    } /* not found: dropped meanwhile (revoked partition) */
+}
+
+/*
+ * The stage before encoding, for the records due to be written that are not enriched yet:
+ * enrich them (lookups, merge, miss policy; records that cannot be enriched become data errors
+ * at stage TRANSFORMATION), then, with enrich.output.topic, produce every enriched record not
+ * produced yet and wait for the delivery reports. Returns ROUND_PROGRESS when every record due
+ * is ready to be written, or ROUND_TRANSIENT (lookups or a delivery failed): then nothing is
+ * written this round, so no record goes to Redis before an earlier one of its partition, and
+ * the round is retried through the sink's usual pause and backoff.
+ * Ordering that carries the guarantee: a record reaches Redis (which, in exactly-once mode,
+ * stores its offset) only after the output topic acknowledged it, so a crash can duplicate
+ * output, never lose it.
+ */
+static round_t enrich_batch(rkb_sink_task_t *t) {
+    if (!t->enrich)
+        return ROUND_PROGRESS;
+    size_t n = 0;
+    for (size_t i = 0; i < t->cnt; i++) {
+        const rec_state_t *st = &t->states[i];
+        if (st->outcome == REC_PENDING && !st->skip_write && !st->enriched && convert_record(t, i))
+            t->enrich_recs[n++] = &t->recs[i];
+    }
+    char why[512];
+    if (n && rkb_enrich_batch(t->enrich, t->redis, t->enrich_recs, n, rkb_now_ms(),
+                              on_enrich_error, t, why, sizeof(why)) != RKB_REDIS_OK) {
+        rkb_log_warn(t->component, "%s", why);
+        return ROUND_TRANSIENT; /* no record changed */
+    }
+    for (size_t k = 0; k < n; k++)
+        t->states[t->enrich_recs[k] - t->recs].enriched = true;
+    const rkb_enrich_stats_t *es = rkb_enrich_stats(t->enrich);
+    atomic_store(&t->stats.enrich_lookups, es->lookups);
+    atomic_store(&t->stats.enrich_cache_hits, es->cache_hits);
+    atomic_store(&t->stats.enrich_misses, es->misses);
+    if (!t->output)
+        return ROUND_PROGRESS;
+
+    bool ready = true, waiting = false;
+    for (size_t i = 0; i < t->cnt; i++) {
+        rec_state_t *st = &t->states[i];
+        if (st->outcome != REC_PENDING || st->skip_write || st->produced)
+            continue;
+        if (!st->output_seq) {
+            st->output_seq = ++t->next_seq;
+            if (rkb_output_send(t->output, &t->recs[i], st->output_seq, why, sizeof(why))) {
+                rkb_log_warn(t->component, "output topic: %s; retrying", why);
+                st->output_seq = 0;
+                ready = false;
+                continue;
+            }
+        }
+        waiting = true;
+    }
+    if (waiting)
+        rkb_output_flush(t->output, 30000); /* the reports arrive through on_output_result */
+    for (size_t i = 0; i < t->cnt && ready; i++)
+        ready = t->states[i].outcome != REC_PENDING || t->states[i].skip_write ||
+                t->states[i].produced;
+    return ready ? ROUND_PROGRESS : ROUND_TRANSIENT;
+}
+
 static size_t ensure_replies(rkb_sink_task_t *t, size_t n) {
     if (n > t->replies_cap) {
         t->replies_cap = n * 2;
@@ -828,6 +958,9 @@ static round_t apply_batch(rkb_sink_task_t *t) {
     int rc = ensure_connected(t);
     if (rc)
         return rc < 0 ? ROUND_FAILED : ROUND_TRANSIENT;
+    round_t enriched = enrich_batch(t); /* a no-op without enrich.key */
+    if (enriched != ROUND_PROGRESS)
+        return enriched;
 
     encode_batch(t);
     size_t exec_index = rkb_cmds_count(t->cmds) - 1;
@@ -1123,14 +1256,22 @@ int rkb_sink_task_run(rkb_sink_task_t *t, const volatile int *stop, char *errstr
     t->consumer = NULL;
     rkb_redis_close(t->redis);
 
+    char enrichment[256] = "";
+    if (t->enrich)
+        snprintf(enrichment, sizeof(enrichment),
+                 "; enrichment: %llu lookups, %llu cache hits, %llu misses, %llu produced",
+                 (unsigned long long)t->stats.enrich_lookups,
+                 (unsigned long long)t->stats.enrich_cache_hits,
+                 (unsigned long long)t->stats.enrich_misses,
+                 (unsigned long long)t->stats.records_produced);
     rkb_log_info(
         t->component,
         "sink stopped: %llu read, %llu written, %llu skipped, %llu failed, "
-        "%llu dead-lettered, %llu retries, %llu stale",
+        "%llu dead-lettered, %llu retries, %llu stale%s",
         (unsigned long long)t->stats.records_read, (unsigned long long)t->stats.records_written,
         (unsigned long long)t->stats.records_skipped, (unsigned long long)t->stats.records_failed,
         (unsigned long long)t->stats.records_dead_lettered, (unsigned long long)t->stats.retries,
-        (unsigned long long)t->stats.records_stale);
+        (unsigned long long)t->stats.records_stale, enrichment);
     if (t->failed) {
         snprintf(errstr, errstr_size, "%s", t->failure);
         return -1;
@@ -1143,6 +1284,10 @@ void rkb_sink_task_destroy(rkb_sink_task_t *t) {
         return;
     rkb_dlq_destroy(t->dlq); /* first: its last reports look records up in the batch */
     t->dlq = NULL;
+    rkb_output_destroy(t->output); /* likewise */
+    t->output = NULL;
+    rkb_enrich_destroy(t->enrich);
+    free(t->enrich_recs);
     if (t->consumer) {
         bool *keep = rkb_calloc(t->cnt ? t->cnt : 1, sizeof(*keep));
         compact_batch(t, keep);

@@ -14,6 +14,9 @@
  *   large) stops the task in FAILED with nothing stored past it (errors.tolerance=none), or goes
  *   to the dead-letter topic (sink/dlq.h) and its offset is stored only after the topic
  *   acknowledged it, or is skipped (errors.tolerance=all).
+ * - With enrich.key, records are first joined with reference data read from Redis
+ *   (process/enrich.h) and, with enrich.output.topic, produced there (process/output.h); a
+ *   record is written to Redis only after the output topic acknowledged it.
  * - On revocation the batch is finished once and the stored offsets committed before the
  *   partitions go (consumer.h); on a lost assignment nothing is stored or committed. In
  *   exactly-once mode a newly assigned partition starts at the offset stored in Redis.
@@ -36,6 +39,11 @@ typedef struct rkb_sink_stats_s {
     _Atomic uint64_t batches;         /* pipelines sent */
     _Atomic uint64_t retries;         /* transient failures retried */
     _Atomic uint64_t records_stale;   /* CACHE: changes not newer than the entry, dropped */
+    /* Enrichment (process/enrich.h) */
+    _Atomic uint64_t enrich_lookups;    /* reference keys read from Redis */
+    _Atomic uint64_t enrich_cache_hits; /* records answered by the local cache */
+    _Atomic uint64_t enrich_misses;     /* records whose reference key did not exist */
+    _Atomic uint64_t records_produced;  /* acknowledged by enrich.output.topic */
 } rkb_sink_stats_t;
 
 /* Checks what only the sink knows (templates, converters, type/key combinations) on top of

@@ -637,11 +637,13 @@ static int encode_write(rkb_writer_t *w, rkb_record_t *rec, rkb_cmds_t *cmds, ch
 
 int rkb_writer_encode(rkb_writer_t *w, rkb_record_t *rec, rkb_cmds_t *cmds, char *errstr,
                       size_t errstr_size) {
-    /* First, so that an oversized value costs no parsing. */
-    if (rec->value && w->value_max_bytes > 0 && rec->value_len > (uint64_t)w->value_max_bytes) {
+    /* First, so that an oversized value costs no parsing. An enriched value is checked at
+     * the size it has now. */
+    size_t value_len = rec->value_replaced ? rec->value_text_len : rec->value_len;
+    if (rec->value && w->value_max_bytes > 0 && value_len > (uint64_t)w->value_max_bytes) {
         snprintf(errstr, errstr_size,
-                 "value is %zu bytes, more than redis.value.max.bytes (%" PRId64 ")",
-                 rec->value_len, w->value_max_bytes);
+                 "value is %zu bytes, more than redis.value.max.bytes (%" PRId64 ")", value_len,
+                 w->value_max_bytes);
         return -1;
     }
     if (w->type == RKB_TYPE_NONE || w->type == RKB_TYPE_WINDOW)

@@ -1,4 +1,4 @@
-set -euo pipefail
+set -eu
 echo "unique-users: kcat -C -t unique-users"
 kcat -C -b "$BOOTSTRAP" -t unique-users -o beginning -e -q -f '%s\n'
 echo

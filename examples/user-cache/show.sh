@@ -1,4 +1,4 @@
-set -euo pipefail
+set -eu
 r() { echo "> redis-cli $*"; redis-cli -p "$REDIS_PORT" "$@"; }
 r HGETALL user:1
 r HGETALL user:2

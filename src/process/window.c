@@ -14,6 +14,7 @@
 
 #include "connect/clients.h"
 #include "tmpl/tmpl.h"
+#include "util/failpoint.h"
 #include "util/log.h"
 #include "util/lua.h"
 #include "util/util.h"
@@ -700,6 +701,7 @@ int rkb_window_emit(rkb_window_t *win, rkb_redis_t *redis, char *errstr, size_t 
     /* Produce and wait; only what Kafka acknowledged is removed from Redis, and only after. */
     win->generation++;
     produce_entries(win);
+    rkb_failpoint("crash_after_window_emit", (int64_t)win->stats.results_emitted);
     bool ack_failed = ack_entries(win, redis) != 0;
 
     /* A partition is done when its results were read, and each was delivered and removed. */

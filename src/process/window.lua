@@ -20,6 +20,8 @@
 
 -- Parsed specs by text, for this call.
 local window_specs = {}
+-- Partition state keys whose types were checked in this call.
+local window_checked = {}
 
 -- "KIND SIZE ADVANCE GAP GRACE AGGREGATES EMIT OUTPUT LATE STATE_TTL RESULT_TTL PREFIX", e.g.
 -- "tumbling 10000 10000 0 2000 count,sum final 1 drop 604800000 86400000 win:c1:"
@@ -384,9 +386,13 @@ local function window_check(argv)
   if #argv ~= 7 then return 'RKB.WINDOW: wrong number of arguments' end
   local w = window_context(argv)
   if not w.spec then return 'RKB.WINDOW: malformed window spec ' .. window_quote(argv[3]) end
-  local reason = window_wrong_type(w.state, 'hash') or window_wrong_type(w.open, 'zset') or
-    window_wrong_type(w.pending, 'hash')
-  if reason then return reason end
+  local reason
+  if not window_checked[w.state] then
+    reason = window_wrong_type(w.state, 'hash') or window_wrong_type(w.open, 'zset') or
+      window_wrong_type(w.pending, 'hash')
+    if reason then return reason end
+    window_checked[w.state] = true -- only this script writes them from here on
+  end
   local ts = event_time(argv)
   if not ts then return nil end
   local clock = math.max(stored_clock(w), ts)

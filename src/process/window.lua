@@ -291,14 +291,16 @@ local function session_plan(w, ts, clock, g, check)
     local key = found[i]
     local start_text, tail = string.match(string.sub(key, #base + 1), '^(%d+):(.*)$')
     local start = tonumber(start_text)
-    -- A session whose result expired (window.result.ttl.ms) is gone: forgotten here.
-    if start and start <= ts + spec.gap and redis.call('EXISTS', key) == 1 then
-      local stop = tonumber(found[i + 1])
-      plan.cands[#plan.cands + 1] = {key = key, start = start, stop = stop, closed = tail ~= 'open'}
-      if start < plan.start then plan.start = start end
-      if stop > plan.stop then plan.stop = stop end
-    elseif not check then
-      redis.call('ZREM', plan.index, key)
+    if start and start <= ts + spec.gap then
+      if redis.call('EXISTS', key) == 1 then
+        local stop = tonumber(found[i + 1])
+        plan.cands[#plan.cands + 1] = {key = key, start = start, stop = stop,
+          closed = tail ~= 'open'}
+        if start < plan.start then plan.start = start end
+        if stop > plan.stop then plan.stop = stop end
+      elseif not check then
+        redis.call('ZREM', plan.index, key) -- its result expired (window.result.ttl.ms)
+      end
     end
   end
   plan.key = base .. num_text(plan.start) .. ':open'

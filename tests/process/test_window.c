@@ -898,6 +898,12 @@ static void test_w7_session_late(void **state) {
     expect_field("win:d7:u1:0:12000", "count", "4");
     expect_field("win:d7:u1:20000:open", "count", "1");
     assert_int_equal(h_redis_int(redis, "EXISTS win:d7:u1:1000:open win:d7:u1:0:open"), 0);
+    /* Both sessions are still the group's (the late record's look-up kept the later one). */
+    char *score = h_redis_str(redis, "ZSCORE win:d7:u1:sessions win:d7:u1:20000:open");
+    assert_non_null(score);
+    assert_string_equal(score, "20000");
+    free(score);
+    assert_int_equal(h_redis_int(redis, "ZCARD win:d7:u1:sessions"), 2);
     rkb_window_destroy(win);
 }
 

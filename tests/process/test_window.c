@@ -43,7 +43,7 @@ static int setup(void **state) {
     redis = h_redis_start(NULL);
     broker = h_broker_start(1, "w1:1,w1_out:1,w2:1,w2_out:1,w8:1,w8_out:1,w8_dlq:1,w6:1,"
                                "w6u_out:1,w6f_out:1,u2:1,u2_out:1,u3:1,u3_out:1,wc:4,"
-                               "wc_clean_out:2,wc_crash_out:2");
+                               "wc_clean_out:2,wc_crash_out:2,wd:1,wd_out:1");
     rkb_redis_conf_t rc;
     char errstr[512];
     rkb_redis_conf_init(&rc);
@@ -367,6 +367,36 @@ static void test_w8_flink_cross_check_late_to_dead_letter(void **state) {
     header_text(headers, "x-late-reason", reason, sizeof(reason));
     assert_string_equal(reason, "window-closed");
     h_messages_free(msgs, cnt);
+}
+
+/* Deliveries of results fail (the broker refuses three produce requests): the results stay
+ * pending in Redis, are produced again, and each reaches the topic once (a refused request
+ * appended nothing). */
+static void test_failed_result_delivery_is_retried(void **state) {
+    const int64_t ts[] = {1000, 10000, 25000};
+    produce_ts_values("wd", ts, 3);
+    assert_int_equal(h_broker_ctl(broker, "error Produce 3 TOPIC_AUTHORIZATION_FAILED "
+                                          "TOPIC_AUTHORIZATION_FAILED TOPIC_AUTHORIZATION_FAILED"),
+                     0);
+    char *text = window_config("wd", "wd",
+                               "window.size.ms=10000\nwindow.time=${value.ts}\n"
+                               "window.output.topic=wd_out\n");
+    h_proc_t *proc = h_rkbridge_run(text, NULL);
+    free(text);
+    wait_caught_up(proc, "wd", "wd", 0, 3);
+    char *out = h_proc_output(proc);
+    bool retried = strstr(out, "window result to wd_out: delivery failed") != NULL;
+    free(out);
+    if (!retried)
+        sink_dump_output(proc);
+    assert_true(retried);
+    stop(proc);
+    result_t *results;
+    size_t cnt = read_results("wd_out", &results);
+    assert_int_equal(cnt, 2);
+    expect_result(results, cnt, 0, "tumbling", 0, 10000, "1", true);
+    expect_result(results, cnt, 1, "tumbling", 10000, 20000, "1", true);
+    free_results(results, cnt);
 }
 
 /* ---- W-6 ------------------------------------------------------------------------------------ */
@@ -986,6 +1016,7 @@ int main(void) {
         cmocka_unit_test(test_w1_tumbling_w9_restart_w10_deleted_key),
         cmocka_unit_test(test_w2_grace),
         cmocka_unit_test(test_w8_flink_cross_check_late_to_dead_letter),
+        cmocka_unit_test(test_failed_result_delivery_is_retried),
         cmocka_unit_test(test_w6_session_merge_and_bridge),
         cmocka_unit_test(test_u2_duplicated_input_same_unique_count),
         cmocka_unit_test(test_u3_unique_count_accuracy),

@@ -74,11 +74,19 @@ static rkb_header_t *header_slot(rkb_dlq_t *dlq, size_t i) {
 
 int rkb_dlq_send(rkb_dlq_t *dlq, const rkb_record_t *rec, const char *stage, const char *reason,
                  uint64_t seq, char *errstr, size_t errstr_size) {
+    return rkb_dlq_send_with_headers(dlq, rec, NULL, 0, stage, reason, seq, errstr, errstr_size);
+}
+
+int rkb_dlq_send_with_headers(rkb_dlq_t *dlq, const rkb_record_t *rec, const rkb_header_t *extra,
+                              size_t extra_cnt, const char *stage, const char *reason,
+                              uint64_t seq, char *errstr, size_t errstr_size) {
     size_t cnt = rkb_consumer_record_headers(rec, dlq->headers, dlq->headers_cap);
     if (cnt > dlq->headers_cap) {
         header_slot(dlq, cnt + 16);
         cnt = rkb_consumer_record_headers(rec, dlq->headers, dlq->headers_cap);
     }
+    for (size_t i = 0; i < extra_cnt; i++)
+        *header_slot(dlq, cnt++) = extra[i];
 
     char partition[16], offset[32], task_id[16];
     if (dlq->conf.context_headers) {

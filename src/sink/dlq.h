@@ -13,6 +13,7 @@
 #define RKB_SINK_DLQ_H
 
 #include "config/config.h"
+#include "kafka/producer.h"
 #include "record/record.h"
 
 #include <stdbool.h>
@@ -49,6 +50,11 @@ rkb_dlq_t *rkb_dlq_new(const rkb_dlq_conf_t *conf, char *errstr, size_t errstr_s
  * no result will be reported for seq). */
 int rkb_dlq_send(rkb_dlq_t *dlq, const rkb_record_t *rec, const char *stage, const char *reason,
                  uint64_t seq, char *errstr, size_t errstr_size);
+/* The same, with extra headers after the original ones (e.g. a late window record's
+ * x-late-reason, process/window.h); extra may be NULL when extra_cnt is 0. */
+int rkb_dlq_send_with_headers(rkb_dlq_t *dlq, const rkb_record_t *rec, const rkb_header_t *extra,
+                              size_t extra_cnt, const char *stage, const char *reason,
+                              uint64_t seq, char *errstr, size_t errstr_size);
 
 /* Waits up to timeout_ms for every queued record's result (reported through on_result).
  * Returns the number still without a result. */

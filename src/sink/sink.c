@@ -15,6 +15,7 @@
 #include "process/cache.h"
 #include "process/enrich.h"
 #include "process/output.h"
+#include "process/window.h"
 #include "redis/redis.h"
 #include "sink/dlq.h"
 #include "sink/eos.h"
@@ -107,6 +108,9 @@ struct rkb_sink_task_s {
     bool script_loaded;    /* on the current connection: the exactly-once or the cache script */
     rkb_toppar_t *restore; /* assigned partitions whose start offset is still to be read */
     size_t restore_cnt;
+
+    /* redis.type=WINDOW: the windowing (process/window.h); NULL otherwise */
+    rkb_window_t *window;
 
     /* Redis */
     rkb_redis_conf_t redis_conf;
@@ -235,6 +239,8 @@ int rkb_sink_validate(const rkb_config_t *conf, rkb_errors_t *errs) {
                        rkb_config_origin(conf, "redis.multiexec"));
 
     rkb_enrich_validate(conf, errs);
+    if (!strcasecmp(rkb_config_get(conf, "redis.type"), "WINDOW"))
+        rkb_window_validate(conf, errs);
 
     if (errs->cnt == before) {
         /* Whatever the writer still refuses (type/key combinations). */
@@ -311,6 +317,10 @@ rkb_sink_task_t *rkb_sink_task_new(const rkb_config_t *conf, int task_id, char *
         t->eos_call = rkb_eos_call_new();
         t->pipe = rkb_cmds_new();
     }
+    if (t->type == RKB_TYPE_WINDOW &&
+        !(t->window = rkb_window_new(conf, task_id, t->component, t->offset_ns, errstr,
+                                     errstr_size)))
+        goto fail;
 
     if (rkb_connect_redis_conf(conf, task_id, &t->redis_conf, errstr, errstr_size))
         goto fail;
@@ -597,6 +607,9 @@ static void encode_batch(rkb_sink_task_t *t) {
             int n = -1;
             if (convert_record(t, i)) {
                 n = rkb_writer_encode(t->writer, rec, t->cmds, why, sizeof(why));
+                /* WINDOW: the writer only checked the size; the window encodes the record. */
+                if (n == 0 && t->window)
+                    n = rkb_window_encode(t->window, rec, t->cmds, why, sizeof(why));
                 if (n < 0)
                     set_data_error(t, i, RKB_STAGE_TASK_PUT, why);
             }
@@ -606,6 +619,10 @@ static void encode_batch(rkb_sink_task_t *t) {
                 continue;
             }
             st->cmd_cnt = n;
+        } else if (t->window && rkb_window_is_late(st->error)) {
+            /* A late window record the dead-letter topic has: the pass that moves the offset
+             * past it also counts it, so a retried dead-letter produce counts it once. */
+            st->cmd_cnt = rkb_window_encode_late(t->window, rec, t->cmds);
         }
         st->sent = true;
     }
@@ -709,6 +726,8 @@ static void settle_scripts(rkb_sink_task_t *t) {
             }
             rkb_log_warn(t->component, "%s[%d]: %s; retrying", slot->topic, slot->partition, why);
         }
+        if (call_ok && t->window)
+            rkb_window_account(t->window, slot->topic, slot->partition, &result);
         for (size_t i = 0; i < t->cnt; i++) {
             const rkb_record_t *rec = &t->recs[i];
             rec_state_t *st = &t->states[i];
@@ -786,7 +805,12 @@ static bool handle_data_errors(rkb_sink_task_t *t) {
             continue;
         }
         st->seq = ++t->next_seq;
-        if (rkb_dlq_send(t->dlq, &t->recs[i], st->stage, st->error, st->seq, why, sizeof(why))) {
+        const rkb_header_t *extra = NULL;
+        size_t extra_cnt = 0;
+        if (t->window && rkb_window_is_late(st->error))
+            extra_cnt = rkb_window_late_headers(&extra); /* x-late-reason=window-closed */
+        if (rkb_dlq_send_with_headers(t->dlq, &t->recs[i], extra, extra_cnt, st->stage, st->error,
+                                      st->seq, why, sizeof(why))) {
             rkb_log_warn(t->component, "dead-letter topic: %s; retrying", why);
             st->transient = true;
             retry = true;
@@ -945,6 +969,23 @@ static size_t ensure_replies(rkb_sink_task_t *t, size_t n) {
     return n;
 }
 
+/* WINDOW: produces the results the scripts left pending in Redis (process/window.h). Only after
+ * the scripts: a result goes to Kafka once Redis holds it together with its offset, and leaves
+ * Redis only after Kafka acknowledged it (at-least-once: a crash in between emits it again).
+ * ROUND_EMPTY when nothing waits (or everything went), ROUND_TRANSIENT to try again later. */
+static round_t emit_window_results(rkb_sink_task_t *t) {
+    if (!t->window || !rkb_window_emit_due(t->window))
+        return ROUND_EMPTY;
+    int rc = ensure_connected(t);
+    if (rc)
+        return rc < 0 ? ROUND_FAILED : ROUND_TRANSIENT;
+    char why[512];
+    rc = rkb_window_emit(t->window, t->redis, why, sizeof(why));
+    if (rc < 0)
+        fail_task(t, NULL, why);
+    return rc < 0 ? ROUND_FAILED : rc ? ROUND_TRANSIENT : ROUND_EMPTY;
+}
+
 /*
  * One round over the batch in hand: write what is due (one pipeline), settle each record,
  * dead-letter what cannot be written, store the offsets of each partition's finished prefix.
@@ -1043,6 +1084,9 @@ static round_t apply_batch(rkb_sink_task_t *t) {
         return ROUND_FAILED;
     if (transient)
         return ROUND_TRANSIENT;
+    round_t emitted = emit_window_results(t);
+    if (emitted != ROUND_EMPTY)
+        return emitted;
     return t->cnt ? ROUND_PROGRESS : ROUND_EMPTY;
 }
 
@@ -1128,6 +1172,9 @@ static bool in_parts(const rkb_record_t *rec, const rkb_toppar_t *parts, size_t 
  * offset: no committed-offset lookup). If Redis cannot answer now, pause and do it later. */
 static void on_assign(rkb_toppar_t *parts, size_t cnt, void *opaque) {
     rkb_sink_task_t *t = opaque;
+    /* WINDOW: results an earlier owner (or a crash) left pending are emitted now. */
+    for (size_t i = 0; t->window && i < cnt; i++)
+        rkb_window_watch(t->window, parts[i].topic, parts[i].partition);
     if (!t->exactly_once || read_start_offsets(t, parts, cnt) == 0)
         return;
     rkb_log_warn(t->component, "Redis unavailable at assignment: pausing until the start "
@@ -1152,6 +1199,8 @@ static void on_revoke(const rkb_toppar_t *parts, size_t cnt, bool lost, void *op
     if (!lost && t->cnt && !t->failed)
         apply_batch(t);
     restore_forget(t, parts, cnt);
+    for (size_t i = 0; t->window && i < cnt; i++)
+        rkb_window_forget(t->window, parts[i].topic, parts[i].partition); /* the next owner's */
     bool *keep = rkb_calloc(t->cnt ? t->cnt : 1, sizeof(*keep));
     size_t dropped = 0;
     for (size_t i = 0; i < t->cnt; i++) {
@@ -1207,7 +1256,7 @@ int rkb_sink_task_run(rkb_sink_task_t *t, const volatile int *stop, char *errstr
         if (t->restore_cnt && restore_pending(t))
             round = t->failed ? ROUND_FAILED : ROUND_TRANSIENT;
         else if (!t->cnt && (poll_into_batch(t, 100), !t->cnt))
-            round = ROUND_EMPTY;
+            round = emit_window_results(t); /* ROUND_EMPTY unless window results wait */
         else
             round = apply_batch(t);
 
@@ -1272,6 +1321,17 @@ int rkb_sink_task_run(rkb_sink_task_t *t, const volatile int *stop, char *errstr
         (unsigned long long)t->stats.records_skipped, (unsigned long long)t->stats.records_failed,
         (unsigned long long)t->stats.records_dead_lettered, (unsigned long long)t->stats.retries,
         (unsigned long long)t->stats.records_stale, enrichment);
+    if (t->window) {
+        const rkb_window_stats_t *ws = rkb_window_stats(t->window);
+        rkb_log_info(t->component,
+                     "windows: %llu closed, %llu results emitted; dropped: %llu late records, "
+                     "%llu late hopping windows, %llu without event time",
+                     (unsigned long long)ws->windows_closed,
+                     (unsigned long long)ws->results_emitted,
+                     (unsigned long long)ws->dropped_late_records,
+                     (unsigned long long)ws->dropped_late_windows,
+                     (unsigned long long)ws->dropped_invalid_ts);
+    }
     if (t->failed) {
         snprintf(errstr, errstr_size, "%s", t->failure);
         return -1;
@@ -1295,6 +1355,7 @@ void rkb_sink_task_destroy(rkb_sink_task_t *t) {
         rkb_consumer_close(t->consumer);
     }
     rkb_writer_destroy(t->writer);
+    rkb_window_destroy(t->window);
     rkb_redis_destroy(t->redis);
     rkb_redis_conf_clear(&t->redis_conf);
     rkb_cmds_destroy(t->cmds);

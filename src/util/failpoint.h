@@ -11,6 +11,9 @@
  *                             acknowledged; value = the highest offset in the batch
  *   crash_after_dlq_produce   sink: the dead-letter topic acknowledged a record, before its
  *                             offset is stored; value = that record's offset
+ *   crash_after_window_emit   window results (process/window.c): Kafka acknowledged a round of
+ *                             results, before they are removed from Redis; value = results
+ *                             delivered so far by the task
  *   crash_before_xack         stream source: the delivery report said the broker has the
  *                             record, before its XACK (everything delivered before it is
  *                             acknowledged first); value = count of records delivered so far

@@ -6,6 +6,7 @@
  *   rkb_lua_apply    src/sink/apply.lua      the exactly-once apply script's body (sink/eos.c)
  *   rkb_lua_cache    src/process/cache.lua   the versioned cache compare-and-set (process/cache.h)
  *   rkb_lua_window   src/process/window.lua  windowed aggregation (process/window.h)
+ *   rkb_lua_window_ack  src/process/window_ack.lua  removes emitted window results
  */
 #ifndef RKB_UTIL_LUA_H
 #define RKB_UTIL_LUA_H
@@ -18,5 +19,7 @@ extern const char rkb_lua_cache[];
 extern const size_t rkb_lua_cache_len;
 extern const char rkb_lua_window[];
 extern const size_t rkb_lua_window_len;
+extern const char rkb_lua_window_ack[];
+extern const size_t rkb_lua_window_ack_len;
 
 #endif

@@ -25,9 +25,11 @@ void rkb_cli_usage(FILE *fp) {
             "        Redis is flushed, offsets are committed. --kafka-bootstrap sets\n"
             "        kafka.bootstrap.servers for files that do not set it. --log-format json\n"
             "        writes one JSON object per line (ts, level, connector, task, msg).\n"
-            "  validate FILE.properties\n"
+            "  validate [--print] FILE.properties\n"
             "        Check a connector file: one line per problem (FILE:LINE: key: why), exit 2\n"
-            "        if there is any, exit 0 and print nothing if the file is valid.\n"
+            "        if there is any, exit 0 and print nothing if the file is valid. --print\n"
+            "        then prints the effective configuration (key=value  # origin; secrets\n"
+            "        as [hidden], config provider references as written).\n"
             "  dev-broker [--brokers N] [--topic NAME:PARTITIONS]... [--bootstrap-file PATH]\n"
             "        A Kafka broker for development and tests (librdkafka's mock cluster).\n"
             "        Prints its bootstrap address first; control commands on stdin.\n"
@@ -64,15 +66,18 @@ static rkb_config_t *load_connector(const char *path, rkb_errors_t *errs) {
 }
 
 int rkb_cli_validate(int argc, char **argv) {
-    if (argc != 2) {
-        fprintf(stderr, "usage: rkbridge validate FILE.properties\n");
+    bool print = argc == 3 && !strcmp(argv[1], "--print");
+    if (argc != 2 + print) {
+        fprintf(stderr, "usage: rkbridge validate [--print] FILE.properties\n");
         return 2;
     }
     rkb_errors_t errs;
     rkb_errors_init(&errs);
-    rkb_config_t *conf = load_connector(argv[1], &errs);
+    rkb_config_t *conf = load_connector(argv[1 + print], &errs);
     rkb_errors_print(&errs, stderr);
     int rc = errs.cnt ? 2 : 0;
+    if (conf && print)
+        rkb_config_print(conf, stdout);
     rkb_errors_clear(&errs);
     rkb_config_destroy(conf);
     return rc;

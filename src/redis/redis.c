@@ -38,6 +38,7 @@ struct rkb_redis_s {
     rkb_transport_t *conn; /* NULL when not connected */
     redisReader *reader;   /* parses what conn delivers; NULL when not connected */
     rkb_tls_ctx_t *tls;    /* the TLS settings, loaded at the first TLS connect and kept */
+    bool up;               /* the session was set up: its loss is worth a log line */
     rkb_buf_t resp;        /* the RESP text of the last batch, reused */
 };
 
@@ -319,6 +320,7 @@ bool rkb_redis_is_connected(const rkb_redis_t *r) {
 static void drop_connection(rkb_redis_t *r) {
     rkb_transport_close(r->conn);
     r->conn = NULL;
+    r->up = false;
     if (r->reader) {
         redisReaderFree(r->reader);
         r->reader = NULL;
@@ -338,8 +340,10 @@ void rkb_redis_close(rkb_redis_t *r) {
 static int connection_lost(rkb_redis_t *r, int err, const char *why, char *errstr,
                            size_t errstr_size) {
     snprintf(errstr, errstr_size, "redis %s: %s", r->addr, why);
+    /* During rkb_redis_connect the caller reports the failure itself. */
+    if (r->up)
+        rkb_log_info(r->component, "disconnected: %s", errstr);
     drop_connection(r);
-    rkb_log_info(r->component, "disconnected: %s", errstr);
     return err;
 }
 
@@ -566,6 +570,7 @@ int rkb_redis_connect(rkb_redis_t *r, char *errstr, size_t errstr_size) {
         drop_connection(r); /* still open after an error reply: the session is not usable */
         return err;
     }
+    r->up = true;
     char where[400], tls[160];
     const char *over = rkb_transport_describe(r->conn, tls, sizeof(tls));
     rkb_log(conf->tls.enabled && conf->tls.insecure ? RKB_LOG_WARN : RKB_LOG_INFO, r->component,

@@ -41,6 +41,11 @@ struct rkb_tls_conn_s {
     const rkb_tls_ctx_t *tls;
     bool name_is_ip;
     char server_name[256];
+    /* What the server said after our certificate, to tell a refused client certificate from a
+     * dropped connection (see refused_after_handshake). */
+    bool cert_requested; /* the server sent a CertificateRequest */
+    bool ticket_seen;    /* ... and a NewSessionTicket after the handshake: it accepted us */
+    bool data_seen;      /* ... and application data */
 };
 
 /*
@@ -178,21 +183,27 @@ int rkb_tls_ctx_new(const rkb_redis_tls_conf_t *conf, rkb_tls_ctx_t **out, char 
         int loaded = SSL_CTX_use_PrivateKey_file(tls->ctx, conf->key_file, SSL_FILETYPE_PEM);
         /* The password is needed only now: OpenSSL must not keep a pointer to it. */
         SSL_CTX_set_default_passwd_cb_userdata(tls->ctx, NULL);
-        if (loaded != 1) {
-            err = load_error("redis.key.file", conf->key_file, "the private key",
-                             conf->key_password ? " (is redis.key.password right?)"
-                                                : " (if it is encrypted, set redis.key.password)",
-                             errstr, errstr_size);
-            goto done;
+        /* OpenSSL checks a key against the certificate already loaded as it loads it. */
+        unsigned long code = ERR_peek_error();
+        if (loaded == 1 && conf->cert_file && SSL_CTX_check_private_key(tls->ctx) != 1) {
+            code = ERR_peek_error();
+            loaded = 0;
         }
-        if (conf->cert_file && SSL_CTX_check_private_key(tls->ctx) != 1) {
+        if (loaded != 1 && ERR_GET_REASON(code) == X509_R_KEY_VALUES_MISMATCH) {
             char why[256];
             openssl_error(why, sizeof(why));
             snprintf(errstr, errstr_size,
                      "TLS: redis.key.file %s does not belong to the certificate in redis.key.cert "
                      "%s: %s",
-                     conf->key_file, conf->cert_file, why);
+                     conf->key_file, conf->cert_file ? conf->cert_file : "", why);
             err = RKB_REDIS_ERR_TLS;
+            goto done;
+        }
+        if (loaded != 1) {
+            err = load_error("redis.key.file", conf->key_file, "the private key",
+                             conf->key_password ? " (is redis.key.password right?)"
+                                                : " (if it is encrypted, set redis.key.password)",
+                             errstr, errstr_size);
             goto done;
         }
     }
@@ -245,9 +256,42 @@ static bool is_unexpected_eof(unsigned long code) {
            ERR_GET_REASON(code) == SSL_R_UNEXPECTED_EOF_WHILE_READING;
 }
 
-static const char *client_cert_hint(void) {
-    return " (the server refused our client certificate: with tls-auth-clients it needs "
-           "redis.key.cert and redis.key.file signed by a CA it trusts)";
+/* Watches the handshake messages the server sends (@locality the thread in an SSL call). */
+static void on_tls_message(int write_p, int version, int content_type, const void *buf, size_t len,
+                           SSL *ssl, void *arg) {
+    rkb_tls_conn_t *conn = arg;
+    if (write_p || content_type != SSL3_RT_HANDSHAKE || len < 1)
+        return;
+    unsigned char type = *(const unsigned char *)buf;
+    if (type == SSL3_MT_CERTIFICATE_REQUEST)
+        conn->cert_requested = true;
+    else if (type == SSL3_MT_NEWSESSION_TICKET)
+        conn->ticket_seen = true;
+}
+
+/*
+ * Over TLS 1.3 a server checks our certificate only after our side of the handshake is done:
+ * SSL_connect has returned and the first command is on its way when the server answers with an
+ * alert and closes. With our command unread in its buffer, that close is a reset, which can
+ * overtake the alert. So a connection that drops after the server asked for our certificate,
+ * before it sent anything else (Redis sends session tickets to a client it accepted), is taken
+ * as the refusal it almost certainly is: retrying cannot help. (A server without session
+ * tickets that drops an accepted client at once, e.g. at maxclients, would be misread.)
+ */
+static bool refused_after_handshake(const rkb_tls_conn_t *conn, int ssl_error, unsigned long code) {
+    bool dropped = ssl_error == SSL_ERROR_SYSCALL || ssl_error == SSL_ERROR_ZERO_RETURN ||
+                   (ssl_error == SSL_ERROR_SSL && is_unexpected_eof(code));
+    return dropped && conn->cert_requested && !conn->ticket_seen && !conn->data_seen &&
+           SSL_version(conn->ssl) >= TLS1_3_VERSION;
+}
+
+/* What to do about a refused client certificate, whether we sent one or not. */
+static const char *client_cert_hint(const rkb_tls_conn_t *conn) {
+    if (SSL_get_certificate(conn->ssl))
+        return " (the server refused our client certificate from redis.key.cert: is it signed by "
+               "a CA in the server's tls-ca-cert-file?)";
+    return " (the server requires a client certificate (tls-auth-clients): set redis.key.cert "
+           "and redis.key.file)";
 }
 
 /* Why a certificate did not verify, with what to do about it. */
@@ -288,13 +332,19 @@ static int session_error(rkb_tls_conn_t *conn, int ssl_error, bool handshake, ch
     conn->broken = true;
     char why[256];
     unsigned long code = ssl_error == SSL_ERROR_SSL ? openssl_error(why, sizeof(why)) : 0;
-    const char *step = handshake ? "TLS handshake" : "TLS";
+    const char *step = handshake ? "TLS handshake" : "TLS session";
     if (handshake && !conn->tls->insecure) {
         long result = SSL_get_verify_result(conn->ssl);
         if (result != X509_V_OK) {
             verify_failure(conn, result, errstr, errstr_size);
             return RKB_REDIS_ERR_TLS;
         }
+    }
+    if (!handshake && refused_after_handshake(conn, ssl_error, code)) {
+        snprintf(errstr, errstr_size, "the server closed the TLS session after the handshake%s",
+                 client_cert_hint(conn));
+        ERR_clear_error();
+        return RKB_REDIS_ERR_TLS;
     }
     switch (ssl_error) {
     case SSL_ERROR_SSL:
@@ -304,7 +354,8 @@ static int session_error(rkb_tls_conn_t *conn, int ssl_error, bool handshake, ch
             return RKB_REDIS_ERR_IO;
         }
         if (is_client_cert_refusal(code)) {
-            snprintf(errstr, errstr_size, "%s failed: %s%s", step, why, client_cert_hint());
+            snprintf(errstr, errstr_size, "%s refused by the server: %s%s", step, why,
+                     client_cert_hint(conn));
             return RKB_REDIS_ERR_TLS;
         }
         if (handshake) {
@@ -351,6 +402,10 @@ int rkb_tls_conn_new(rkb_tls_ctx_t *tls, int fd, const char *server_name, int64_
     snprintf(conn->server_name, sizeof(conn->server_name), "%s", server_name);
     conn->name_is_ip = is_ip_address(conn->server_name);
     conn->ssl = SSL_new(tls->ctx);
+    if (conn->ssl) {
+        SSL_set_msg_callback(conn->ssl, on_tls_message);
+        SSL_set_msg_callback_arg(conn->ssl, conn);
+    }
     if (!conn->ssl || SSL_set_fd(conn->ssl, fd) != 1) {
         char why[256];
         openssl_error(why, sizeof(why));
@@ -387,7 +442,9 @@ int rkb_tls_conn_new(rkb_tls_ctx_t *tls, int fd, const char *server_name, int64_
             if (ready > 0)
                 continue;
             snprintf(errstr, errstr_size, "TLS handshake: %s",
-                     ready == 0 ? "no answer in time (connect timeout)" : strerror(errno));
+                     ready == 0 ? "no answer in time (connect timeout; does this port speak "
+                                  "TLS?)"
+                                : strerror(errno));
             rkb_tls_conn_free(conn);
             return RKB_REDIS_ERR_IO;
         }
@@ -462,6 +519,7 @@ int rkb_tls_conn_read(rkb_tls_conn_t *conn, char *buf, size_t cap, int timeout_m
         int ssl_error = n > 0 ? SSL_ERROR_NONE : SSL_get_error(conn->ssl, n);
         sigpipe_unblock(&guard);
         if (n > 0) {
+            conn->data_seen = true;
             *got = (size_t)n;
             return RKB_REDIS_OK;
         }

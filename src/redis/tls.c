@@ -324,8 +324,8 @@ static void verify_failure(const rkb_tls_conn_t *conn, long result, char *errstr
              X509_verify_cert_error_string(result), hint);
 }
 
-/* Maps a failed SSL_connect/read/write (ssl_error from SSL_get_error) to a code and errstr.
- * during names the step for messages ("TLS handshake"). */
+/* Maps a failed SSL_connect (handshake) or SSL_read/SSL_write (ssl_error from SSL_get_error)
+ * to a code and errstr; the session is unusable afterwards. */
 static int session_error(rkb_tls_conn_t *conn, int ssl_error, bool handshake, char *errstr,
                          size_t errstr_size) {
     int saved_errno = errno;

@@ -52,24 +52,31 @@ static rkb_config_t *load(const char *name, const char *text, const char **path,
     return conf;
 }
 
-static char *printed(const rkb_config_t *conf) {
+/* What fn printed to a FILE (malloc'd). */
+static char *capture(void (*fn)(const void *arg, FILE *fp), const void *arg) {
     char *text = NULL;
     size_t len = 0;
     FILE *fp = open_memstream(&text, &len);
     assert_non_null(fp);
-    rkb_config_print(conf, fp);
+    fn(arg, fp);
     fclose(fp);
     return text;
 }
 
+static void print_conf(const void *arg, FILE *fp) {
+    rkb_config_print(arg, fp);
+}
+
+static void print_errors(const void *arg, FILE *fp) {
+    rkb_errors_print(arg, fp);
+}
+
+static char *printed(const rkb_config_t *conf) {
+    return capture(print_conf, conf);
+}
+
 static char *errors_text(const rkb_errors_t *errs) {
-    char *text = NULL;
-    size_t len = 0;
-    FILE *fp = open_memstream(&text, &len);
-    assert_non_null(fp);
-    rkb_errors_print(errs, fp);
-    fclose(fp);
-    return text;
+    return capture(print_errors, errs);
 }
 
 /* ---- Config providers ------------------------------------------------------------------- */

@@ -19,14 +19,17 @@ void rkb_cli_usage(FILE *fp) {
             "usage: rkbridge <command> [options]\n"
             "\n"
             "Commands:\n"
-            "  run [--kafka-bootstrap SERVERS] FILE.properties [FILE2.properties ...]\n"
+            "  run [--kafka-bootstrap SERVERS] [--log-format text|json] FILE.properties ...\n"
             "        Run one connector per file in the foreground (like Kafka's\n"
             "        connect-standalone). SIGINT/SIGTERM stop them in order: intake stops,\n"
             "        Redis is flushed, offsets are committed. --kafka-bootstrap sets\n"
-            "        kafka.bootstrap.servers for files that do not set it.\n"
-            "  validate FILE.properties\n"
+            "        kafka.bootstrap.servers for files that do not set it. --log-format json\n"
+            "        writes one JSON object per line (ts, level, connector, task, msg).\n"
+            "  validate [--print] FILE.properties\n"
             "        Check a connector file: one line per problem (FILE:LINE: key: why), exit 2\n"
-            "        if there is any, exit 0 and print nothing if the file is valid.\n"
+            "        if there is any, exit 0 and print nothing if the file is valid. --print\n"
+            "        then prints the effective configuration (key=value  # origin; secrets\n"
+            "        as [hidden], config provider references as written).\n"
             "  dev-broker [--brokers N] [--topic NAME:PARTITIONS]... [--bootstrap-file PATH]\n"
             "        A Kafka broker for development and tests (librdkafka's mock cluster).\n"
             "        Prints its bootstrap address first; control commands on stdin.\n"
@@ -37,7 +40,10 @@ void rkb_cli_usage(FILE *fp) {
             "        applications' cache-aside fills call with SCRIPT LOAD + EVALSHA.\n"
             "  --help, --version\n"
             "\n"
-            "Environment: RKB_LOG_LEVEL=error|warn|info|debug (default info).\n"
+            "Environment: RKB_LOG_LEVEL=error|warn|info|debug (default info),\n"
+            "  RKB_LOG_FORMAT=text|json (default text; run --log-format overrides it).\n"
+            "  Property values may read secrets at load time: ${env:NAME} (an environment\n"
+            "  variable), ${file:PATH:KEY} (KEY of the properties file PATH).\n"
             "\n");
 }
 
@@ -60,15 +66,18 @@ static rkb_config_t *load_connector(const char *path, rkb_errors_t *errs) {
 }
 
 int rkb_cli_validate(int argc, char **argv) {
-    if (argc != 2) {
-        fprintf(stderr, "usage: rkbridge validate FILE.properties\n");
+    bool print = argc == 3 && !strcmp(argv[1], "--print");
+    if (argc != 2 + print) {
+        fprintf(stderr, "usage: rkbridge validate [--print] FILE.properties\n");
         return 2;
     }
     rkb_errors_t errs;
     rkb_errors_init(&errs);
-    rkb_config_t *conf = load_connector(argv[1], &errs);
+    rkb_config_t *conf = load_connector(argv[1 + print], &errs);
     rkb_errors_print(&errs, stderr);
     int rc = errs.cnt ? 2 : 0;
+    if (conf && print)
+        rkb_config_print(conf, stdout);
     rkb_errors_clear(&errs);
     rkb_config_destroy(conf);
     return rc;
@@ -93,23 +102,46 @@ static void on_signal(int sig) {
     stop_signal = sig; /* only a flag: the main loop does the work */
 }
 
+/* If argv[*i] is option name, as "NAME VALUE" or "NAME=VALUE": sets *value, moves *i past it
+ * and returns true. */
+static bool take_option(int argc, char **argv, int *i, const char *name, const char **value) {
+    size_t len = strlen(name);
+    if (strncmp(argv[*i], name, len))
+        return false;
+    if (argv[*i][len] == '=') {
+        *value = argv[*i] + len + 1;
+        *i += 1;
+        return true;
+    }
+    if (argv[*i][len] == '\0' && *i + 1 < argc) {
+        *value = argv[*i + 1];
+        *i += 2;
+        return true;
+    }
+    return false;
+}
+
 int rkb_cli_run(int argc, char **argv) {
-    const char *bootstrap = NULL;
+    const char *bootstrap = NULL, *log_format = NULL;
     int first_file = 1;
     while (first_file < argc && argv[first_file][0] == '-') {
-        if (!strcmp(argv[first_file], "--kafka-bootstrap") && first_file + 1 < argc) {
-            bootstrap = argv[first_file + 1];
-            first_file += 2;
-        } else if (!strncmp(argv[first_file], "--kafka-bootstrap=", 18)) {
-            bootstrap = argv[first_file] + 18;
-            first_file++;
-        } else {
-            fprintf(stderr, "rkbridge run: unknown option '%s'\n", argv[first_file]);
-            return 2;
+        if (take_option(argc, argv, &first_file, "--kafka-bootstrap", &bootstrap))
+            continue;
+        if (take_option(argc, argv, &first_file, "--log-format", &log_format)) {
+            rkb_log_format_t format;
+            if (rkb_log_format_parse(log_format, &format)) {
+                fprintf(stderr, "rkbridge run: --log-format: expected text or json\n");
+                return 2;
+            }
+            rkb_log_set_format(format);
+            continue;
         }
+        fprintf(stderr, "rkbridge run: unknown option '%s'\n", argv[first_file]);
+        return 2;
     }
     if (first_file >= argc) {
-        fprintf(stderr, "usage: rkbridge run [--kafka-bootstrap SERVERS] FILE.properties ...\n");
+        fprintf(stderr, "usage: rkbridge run [--kafka-bootstrap SERVERS] [--log-format text|json] "
+                        "FILE.properties ...\n");
         return 2;
     }
 

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* "kafka.X" is passed to librdkafka as X; Connect's per-connector client overrides are
  * accepted as the same thing. The sink is a consumer: librdkafka ignores producer-only
@@ -26,6 +28,8 @@ static const char *const kafka_prefixes[] = {"kafka.", "consumer.override.", "pr
 typedef struct config_value_s {
     char *value; /* NULL: not set */
     char *origin;
+    char *reference; /* the text as written when it used a config provider (${env:...},
+                        ${file:...}), else NULL: printed instead of the value */
 } config_value_t;
 
 /* One kafka.* setting, its name without the prefix. */
@@ -33,6 +37,7 @@ typedef struct kafka_setting_s {
     char *name;
     char *value;
     char *origin;
+    char *reference; /* as in config_value_t */
 } kafka_setting_t;
 
 struct rkb_config_s {
@@ -169,6 +174,15 @@ static void append_accepted_values(const rkb_property_t *prop, values_out_t *out
 
 /* ---- Config object ---------------------------------------------------------------------- */
 
+/* Frees a value after wiping it: values may be secrets, which should not linger in freed heap
+ * memory. */
+static void free_value(char *value) {
+    if (value) {
+        explicit_bzero(value, strlen(value));
+        free(value);
+    }
+}
+
 rkb_config_t *rkb_config_new(void) {
     size_t cnt;
     rkb_config_properties(&cnt);
@@ -183,14 +197,16 @@ void rkb_config_destroy(rkb_config_t *conf) {
     size_t cnt;
     rkb_config_properties(&cnt);
     for (size_t i = 0; i < cnt; i++) {
-        free(conf->values[i].value);
+        free_value(conf->values[i].value);
         free(conf->values[i].origin);
+        free(conf->values[i].reference);
     }
     free(conf->values);
     for (size_t i = 0; i < conf->kafka_cnt; i++) {
         free(conf->kafka[i].name);
-        free(conf->kafka[i].value);
+        free_value(conf->kafka[i].value);
         free(conf->kafka[i].origin);
+        free(conf->kafka[i].reference);
     }
     free(conf->kafka);
     free(conf->path);
@@ -239,15 +255,16 @@ static char *normalize_list(const char *key, const char *value, const char *orig
 
 /* Checks value against prop's type and returns the text to store (malloc'd: canonical
  * spelling for INT, BOOL, ENUM and LIST), or NULL after adding an error naming key (the
- * name the user wrote). Values of PASSWORD properties never appear in messages. */
+ * name the user wrote). Messages quote shown, the value as written (a config provider's
+ * reference, not what it resolved to); values of PASSWORD properties never appear in them. */
 static char *check_value(const rkb_property_t *prop, const char *key, const char *value,
-                         const char *origin, rkb_errors_t *errs) {
+                         const char *shown, const char *origin, rkb_errors_t *errs) {
     switch (prop->type) {
     case RKB_PROP_INT: {
         int64_t v;
         if (rkb_parse_int64(value, prop->min, prop->max, &v) == -1) {
             rkb_errors_add(errs, "%s: %s: must be an integer between %lld and %lld, got '%s'",
-                           origin, key, (long long)prop->min, (long long)prop->max, value);
+                           origin, key, (long long)prop->min, (long long)prop->max, shown);
             return NULL;
         }
         char num[32];
@@ -257,7 +274,7 @@ static char *check_value(const rkb_property_t *prop, const char *key, const char
     case RKB_PROP_BOOL: {
         bool b;
         if (rkb_parse_bool(value, &b) == -1) {
-            rkb_errors_add(errs, "%s: %s: must be true or false, got '%s'", origin, key, value);
+            rkb_errors_add(errs, "%s: %s: must be true or false, got '%s'", origin, key, shown);
             return NULL;
         }
         return rkb_strdup(b ? "true" : "false");
@@ -269,7 +286,7 @@ static char *check_value(const rkb_property_t *prop, const char *key, const char
             rkb_buf_init(&accepted);
             append_accepted_values(prop, &(values_out_t){.buf = &accepted, .quote = ""});
             rkb_errors_add(errs, "%s: %s: must be one of %s, got '%s'", origin, key, accepted.data,
-                           value);
+                           shown);
             rkb_buf_free(&accepted);
         }
         return canonical;
@@ -308,18 +325,154 @@ static const char *kafka_name_of(const char *key) {
     return NULL;
 }
 
+/* kafka.* properties whose values are secrets (librdkafka marks them sensitive but offers no
+ * way to ask). */
+static bool kafka_is_secret(const char *name) {
+    return strstr(name, "password") || strstr(name, "secret") || !strcmp(name, "ssl.key.pem") ||
+           !strcmp(name, "sasl.oauthbearer.config") || !strcmp(name, "sasl.jaas.config");
+}
+
+bool rkb_config_is_secret(const char *key) {
+    const char *kafka_name = kafka_name_of(key);
+    if (kafka_name)
+        return kafka_is_secret(kafka_name);
+    const rkb_property_t *prop = rkb_config_property_find(key);
+    return prop && prop->type == RKB_PROP_PASSWORD;
+}
+
+/* text with every occurrence of secret replaced by [hidden], into out. */
+static void append_scrubbed(rkb_buf_t *out, const char *text, const char *secret) {
+    size_t secret_len = strlen(secret);
+    for (const char *hit; secret_len && (hit = strstr(text, secret)); text = hit + secret_len) {
+        rkb_buf_append(out, text, (size_t)(hit - text));
+        rkb_buf_appends(out, "[hidden]");
+    }
+    rkb_buf_appends(out, text);
+}
+
 static int set_kafka(rkb_config_t *conf, const char *key, const char *name, const char *value,
-                     const char *origin, rkb_errors_t *errs) {
+                     const char *reference, const char *origin, rkb_errors_t *errs);
+
+/* One option of a JAAS line: name=value, the value bare or in double quotes (\" and \\
+ * escaped). Moves *p past it. Returns 0, or -1 when the text is not an option. */
+static int jaas_option(const char **p, char **name, char **value) {
+    const char *s = *p;
+    size_t name_len = strcspn(s, "= \t\r\n;");
+    if (!name_len || s[name_len] != '=')
+        return -1;
+    *name = rkb_strndup(s, name_len);
+    s += name_len + 1;
+    rkb_buf_t text;
+    rkb_buf_init(&text);
+    rkb_buf_appends(&text, "");
+    if (*s == '"') {
+        for (s++; *s && *s != '"'; s++) {
+            if (*s == '\\' && (s[1] == '"' || s[1] == '\\'))
+                s++;
+            rkb_buf_append(&text, s, 1);
+        }
+        if (*s != '"') {
+            free(*name);
+            free_value(text.data);
+            return -1;
+        }
+        s++;
+    } else {
+        size_t len = strcspn(s, " \t\r\n;");
+        rkb_buf_append(&text, s, len);
+        s += len;
+    }
+    *value = text.data;
+    *p = s;
+    return 0;
+}
+
+/*
+ * Kafka's sasl.jaas.config for PLAIN and SCRAM, as Connect users write it:
+ *   org.apache.kafka.common.security.plain.PlainLoginModule required username="u" password="p";
+ * librdkafka has no such property: its user name and password become sasl.username and
+ * sasl.password (the mechanism stays kafka.sasl.mechanism's). Other login modules are refused
+ * with what to set instead. The value is never quoted back: it holds the password.
+ */
+static int set_jaas(rkb_config_t *conf, const char *key, const char *value, const char *origin,
+                    rkb_errors_t *errs) {
+    static const char *const modules[] = {
+        "org.apache.kafka.common.security.plain.PlainLoginModule",
+        "org.apache.kafka.common.security.scram.ScramLoginModule"};
+    const char *p = value + strspn(value, " \t\r\n");
+    size_t module_len = strcspn(p, " \t\r\n");
+    bool known = false;
+    for (size_t i = 0; i < RKB_ARRAY_SIZE(modules); i++)
+        known |= strlen(modules[i]) == module_len && !strncmp(p, modules[i], module_len);
+    if (!known) {
+        rkb_errors_add(errs,
+                       "%s: %s: only PlainLoginModule and ScramLoginModule are understood; for "
+                       "other mechanisms set librdkafka's kafka.sasl.* properties",
+                       origin, key);
+        return -1;
+    }
+    p += module_len;
+    p += strspn(p, " \t\r\n");
+    size_t flag_len = strcspn(p, " \t\r\n;");
+    char *username = NULL, *password = NULL;
+    bool bad = flag_len == 0;
+    for (p += flag_len; !bad;) {
+        p += strspn(p, " \t\r\n");
+        if (*p == ';' || !*p)
+            break;
+        char *name, *option;
+        if (jaas_option(&p, &name, &option)) {
+            bad = true;
+            break;
+        }
+        char **slot = !strcmp(name, "username")   ? &username
+                      : !strcmp(name, "password") ? &password
+                                                  : NULL;
+        if (slot) {
+            free_value(*slot);
+            *slot = option;
+        } else {
+            free_value(option);
+        }
+        free(name);
+    }
+    int rc = -1;
+    if (bad || !username || !password)
+        rkb_errors_add(errs,
+                       "%s: %s: expected 'LoginModule required username=\"...\" password=\"...\";'",
+                       origin, key);
+    else if (!set_kafka(conf, key, "sasl.username", username, NULL, origin, errs) &&
+             !set_kafka(conf, key, "sasl.password", password, NULL, origin, errs))
+        rc = 0;
+    free_value(username);
+    free_value(password);
+    return rc;
+}
+
+/* reference: value as written when a config provider resolved it, else NULL. */
+static int set_kafka(rkb_config_t *conf, const char *key, const char *name, const char *value,
+                     const char *reference, const char *origin, rkb_errors_t *errs) {
     if (!*name) {
         rkb_errors_add(errs, "%s: %s: missing librdkafka property name after the prefix", origin,
                        key);
         return -1;
     }
+    if (!strcmp(name, "sasl.jaas.config"))
+        return set_jaas(conf, key, value, origin, errs);
     /* librdkafka may quote the value in its message: size the buffer for it. */
     size_t errstr_size = 256 + strlen(name) + strlen(value);
     char *errstr = rkb_malloc(errstr_size);
     if (rkb_kafka_conf_check(name, value, errstr, errstr_size) == -1) {
-        rkb_errors_add(errs, "%s: %s: %s", origin, key, errstr);
+        /* A secret, or what a provider resolved to, is not quoted back (too short a value
+         * could be any word of the message). */
+        rkb_buf_t why;
+        rkb_buf_init(&why);
+        if ((reference || kafka_is_secret(name)) && strlen(value) >= 3)
+            append_scrubbed(&why, errstr, value);
+        else
+            rkb_buf_appends(&why, errstr);
+        rkb_errors_add(errs, "%s: %s: %s", origin, key, why.data);
+        rkb_buf_free(&why);
         free(errstr);
         return -1;
     }
@@ -331,8 +484,9 @@ static int set_kafka(rkb_config_t *conf, const char *key, const char *name, cons
             setting = &conf->kafka[i];
     }
     if (setting) { /* set twice: the last one wins, in the place of the first */
-        free(setting->value);
+        free_value(setting->value);
         free(setting->origin);
+        free(setting->reference);
     } else {
         if (conf->kafka_cnt == conf->kafka_cap) {
             conf->kafka_cap = conf->kafka_cap ? conf->kafka_cap * 2 : 8;
@@ -343,6 +497,7 @@ static int set_kafka(rkb_config_t *conf, const char *key, const char *name, cons
     }
     setting->value = rkb_strdup(value);
     setting->origin = rkb_strdup(origin);
+    setting->reference = reference ? rkb_strdup(reference) : NULL;
     return 0;
 }
 
@@ -403,30 +558,45 @@ static void add_unknown_key(const char *key, const char *value, const char *orig
     rkb_errors_add(errs, "%s: %s: unknown property", origin, key);
 }
 
+static int resolve_references(const char *key, const char *value, const char *origin,
+                              rkb_errors_t *errs, char **resolved);
+
 int rkb_config_set(rkb_config_t *conf, const char *key, const char *value, const char *origin,
                    rkb_errors_t *errs) {
     if (!value)
         value = "";
     if (!origin)
         origin = "config";
-    const char *kafka_name = kafka_name_of(key);
-    if (kafka_name)
-        return set_kafka(conf, key, kafka_name, value, origin, errs);
+    /* Config providers first: what is checked and stored is what they resolve to; what was
+     * written (the reference) is what messages and printouts show. */
+    char *resolved = NULL;
+    if (resolve_references(key, value, origin, errs, &resolved))
+        return -1;
+    const char *reference = resolved ? value : NULL;
+    const char *effective = resolved ? resolved : value;
+    int rc = -1;
 
-    const rkb_property_t *prop = rkb_config_property_find(key);
-    if (!prop) {
-        add_unknown_key(key, value, origin, errs);
-        return -1;
+    const char *kafka_name = kafka_name_of(key);
+    const rkb_property_t *prop = kafka_name ? NULL : rkb_config_property_find(key);
+    if (kafka_name) {
+        rc = set_kafka(conf, key, kafka_name, effective, reference, origin, errs);
+    } else if (!prop) {
+        add_unknown_key(key, effective, origin, errs);
+    } else {
+        char *stored = check_value(prop, key, effective, value, origin, errs);
+        if (stored) {
+            config_value_t *slot = &conf->values[property_index(prop)];
+            free_value(slot->value);
+            free(slot->origin);
+            free(slot->reference);
+            slot->value = stored;
+            slot->origin = rkb_strdup(origin);
+            slot->reference = reference ? rkb_strdup(reference) : NULL;
+            rc = 0;
+        }
     }
-    char *stored = check_value(prop, key, value, origin, errs);
-    if (!stored)
-        return -1;
-    config_value_t *slot = &conf->values[property_index(prop)];
-    free(slot->value);
-    free(slot->origin);
-    slot->value = stored;
-    slot->origin = rkb_strdup(origin);
-    return 0;
+    free_value(resolved);
+    return rc;
 }
 
 /* ---- Properties files ------------------------------------------------------------------- */
@@ -445,41 +615,27 @@ static char *trim(char *s) {
     return s;
 }
 
-/* One logical line (continuations joined): "key=value" or "key: value". */
-static int load_line(rkb_config_t *conf, const char *path, int line_no, char *line,
-                     rkb_errors_t *errs) {
-    rkb_buf_t origin;
-    rkb_buf_init(&origin);
-    rkb_buf_appendf(&origin, "%s:%d", path, line_no);
-    int rc = -1;
-    /* The line itself is not quoted back: it may hold a password. */
+/* Splits a logical line "key=value" or "key: value" at its first '=' or ':', in place; key
+ * and value are trimmed. Returns the separator, or '\0' when the line has none. */
+static char split_line(char *line, char **key, char **value) {
     char *sep = line + strcspn(line, "=:");
     char separator = *sep;
-    if (!separator) {
-        rkb_errors_add(errs, "%s: expected 'key=value' or 'key: value'", origin.data);
-    } else {
+    if (separator) {
         *sep = '\0';
-        char *key = trim(line);
-        char *value = trim(sep + 1);
-        if (!*key)
-            rkb_errors_add(errs, "%s: missing key before '%c'", origin.data, separator);
-        else
-            rc = rkb_config_set(conf, key, value, origin.data, errs);
+        *key = trim(line);
+        *value = trim(sep + 1);
     }
-    rkb_buf_free(&origin);
-    return rc;
+    return separator;
 }
 
-int rkb_config_load_file(rkb_config_t *conf, const char *path, rkb_errors_t *errs) {
-    FILE *fp = fopen(path, "r");
-    if (!fp) {
-        rkb_errors_add(errs, "%s: cannot read: %s", path, strerror(errno));
-        return 1;
-    }
-    free(conf->path);
-    conf->path = rkb_strdup(path);
+/* Called with each logical line of a properties file and the number of its first line. */
+typedef void line_cb_t(char *line, int line_no, void *opaque);
 
-    int problems = 0;
+/* Reads a properties file: comments ('#', '!') and blank lines skipped, surrounding blanks
+ * trimmed, a line ending in a backslash joined with the next. Returns 0, or -1 with errno when
+ * reading failed (the lines read before were handed to cb). The raw lines are wiped: a file
+ * may hold secrets. */
+static int read_properties(FILE *fp, line_cb_t *cb, void *opaque) {
     char *raw = NULL;
     size_t raw_cap = 0;
     int line_no = 0;
@@ -487,7 +643,8 @@ int rkb_config_load_file(rkb_config_t *conf, const char *path, rkb_errors_t *err
     rkb_buf_t logical;
     rkb_buf_init(&logical);
     bool continued = false;
-    while (getline(&raw, &raw_cap, fp) != -1) {
+    ssize_t raw_len;
+    while ((raw_len = getline(&raw, &raw_cap, fp)) != -1) {
         line_no++;
         char *line = raw;
         if (line_no == 1 && !strncmp(line, "\xEF\xBB\xBF", 3))
@@ -503,19 +660,180 @@ int rkb_config_load_file(rkb_config_t *conf, const char *path, rkb_errors_t *err
         size_t len = strlen(line);
         continued = len > 0 && line[len - 1] == '\\';
         rkb_buf_append(&logical, line, continued ? len - 1 : len);
-        if (!continued && load_line(conf, path, start_line, logical.data, errs) == -1)
-            problems++;
+        if (!continued)
+            cb(logical.data, start_line, opaque);
     }
-    if (ferror(fp)) {
-        rkb_errors_add(errs, "%s: cannot read: %s", path, strerror(errno));
-        problems++;
-    } else if (continued && load_line(conf, path, start_line, logical.data, errs) == -1) {
-        problems++; /* the file ended in a backslash */
-    }
+    int rc = ferror(fp) ? -1 : 0;
+    int saved_errno = errno;
+    if (!rc && continued)
+        cb(logical.data, start_line, opaque); /* the file ended in a backslash */
+    if (raw)
+        explicit_bzero(raw, raw_cap);
     free(raw);
+    if (logical.data)
+        explicit_bzero(logical.data, logical.cap);
     rkb_buf_free(&logical);
+    errno = saved_errno;
+    return rc;
+}
+
+typedef struct load_state_s {
+    rkb_config_t *conf;
+    const char *path;
+    rkb_errors_t *errs;
+    int problems;
+} load_state_t;
+
+/* One logical line of a connector file: "key=value" or "key: value". */
+static void load_line(char *line, int line_no, void *opaque) {
+    load_state_t *state = opaque;
+    rkb_buf_t origin;
+    rkb_buf_init(&origin);
+    rkb_buf_appendf(&origin, "%s:%d", state->path, line_no);
+    int rc = -1;
+    /* The line itself is not quoted back: it may hold a password. */
+    char *key, *value;
+    char separator = split_line(line, &key, &value);
+    if (!separator)
+        rkb_errors_add(state->errs, "%s: expected 'key=value' or 'key: value'", origin.data);
+    else if (!*key)
+        rkb_errors_add(state->errs, "%s: missing key before '%c'", origin.data, separator);
+    else
+        rc = rkb_config_set(state->conf, key, value, origin.data, state->errs);
+    if (rc)
+        state->problems++;
+    rkb_buf_free(&origin);
+}
+
+int rkb_config_load_file(rkb_config_t *conf, const char *path, rkb_errors_t *errs) {
+    FILE *fp = fopen(path, "r");
+    if (!fp) {
+        rkb_errors_add(errs, "%s: cannot read: %s", path, strerror(errno));
+        return 1;
+    }
+    free(conf->path);
+    conf->path = rkb_strdup(path);
+    load_state_t state = {.conf = conf, .path = path, .errs = errs};
+    if (read_properties(fp, load_line, &state)) {
+        rkb_errors_add(errs, "%s: cannot read: %s", path, strerror(errno));
+        state.problems++;
+    }
     fclose(fp);
-    return problems;
+    return state.problems;
+}
+
+/* ---- Config providers --------------------------------------------------------------------- */
+
+/* Kafka Connect's config provider syntax, with the two providers every Connect install has:
+ *   ${env:NAME}        the environment variable NAME (EnvVarConfigProvider)
+ *   ${file:PATH:KEY}   KEY of the properties file PATH (FileConfigProvider; PATH may hold ':',
+ *                      the last one ends it)
+ * Resolved once, when the file is loaded. Other ${...} text is left alone (templates use it),
+ * and "$$" is kept as written, so "$${env:X}" stays literal text. */
+
+typedef struct lookup_s {
+    const char *key;
+    char *value; /* the last line with key wins, as when a connector file is loaded */
+} lookup_t;
+
+static void lookup_line(char *line, int line_no, void *opaque) {
+    lookup_t *lookup = opaque;
+    char *key, *value;
+    if (split_line(line, &key, &value) && !strcmp(key, lookup->key)) {
+        free_value(lookup->value);
+        lookup->value = rkb_strdup(value);
+    }
+}
+
+/* KEY of the properties file path, or NULL with why. */
+static char *file_provider(const char *path, const char *key, char *why, size_t why_size) {
+    FILE *fp = fopen(path, "r");
+    if (!fp) {
+        snprintf(why, why_size, "cannot read %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    lookup_t lookup = {.key = key};
+    int rc = read_properties(fp, lookup_line, &lookup);
+    int saved_errno = errno;
+    fclose(fp);
+    if (rc) {
+        free_value(lookup.value);
+        snprintf(why, why_size, "cannot read %s: %s", path, strerror(saved_errno));
+        return NULL;
+    }
+    if (!lookup.value)
+        snprintf(why, why_size, "%s has no key '%s'", path, key);
+    return lookup.value;
+}
+
+/* What one reference (body: the text between "${PROVIDER:" and '}') resolves to, or NULL with
+ * why. */
+static char *resolve_one(bool is_env, const char *body, size_t body_len, char *why,
+                         size_t why_size) {
+    if (is_env) {
+        char *name = rkb_strndup(body, body_len);
+        const char *found = *name ? getenv(name) : NULL;
+        if (!*name)
+            snprintf(why, why_size, "expected ${env:NAME}");
+        else if (!found)
+            snprintf(why, why_size, "environment variable %s is not set", name);
+        free(name);
+        return found ? rkb_strdup(found) : NULL;
+    }
+    const char *colon = memrchr(body, ':', body_len);
+    if (!colon || colon == body || colon == body + body_len - 1) {
+        snprintf(why, why_size, "expected ${file:PATH:KEY}");
+        return NULL;
+    }
+    char *path = rkb_strndup(body, (size_t)(colon - body));
+    char *key = rkb_strndup(colon + 1, body_len - (size_t)(colon - body) - 1);
+    char *found = file_provider(path, key, why, why_size);
+    free(path);
+    free(key);
+    return found;
+}
+
+/* value with its ${env:...} and ${file:...} references resolved. Returns 0 with *resolved
+ * (malloc'd, NULL when value has none), or -1 after adding "ORIGIN: KEY: REFERENCE: config
+ * provider P: why" to errs. */
+static int resolve_references(const char *key, const char *value, const char *origin,
+                              rkb_errors_t *errs, char **resolved) {
+    *resolved = NULL;
+    if (!strstr(value, "${env:") && !strstr(value, "${file:"))
+        return 0;
+    rkb_buf_t out;
+    rkb_buf_init(&out);
+    rkb_buf_appends(&out, "");
+    for (const char *p = value; *p;) {
+        bool is_env = !strncmp(p, "${env:", 6), is_file = !strncmp(p, "${file:", 7);
+        if (!is_env && !is_file) {
+            size_t n = p[0] == '$' && p[1] == '$' ? 2 : 1;
+            rkb_buf_append(&out, p, n);
+            p += n;
+            continue;
+        }
+        const char *provider = is_env ? "env" : "file";
+        const char *body = p + (is_env ? 6 : 7);
+        const char *close = strchr(body, '}');
+        char why[700];
+        char *found = NULL;
+        if (!close)
+            snprintf(why, sizeof(why), "missing '}'");
+        else
+            found = resolve_one(is_env, body, (size_t)(close - body), why, sizeof(why));
+        if (!found) {
+            int ref_len = close ? (int)(close - p + 1) : (int)strlen(p);
+            rkb_errors_add(errs, "%s: %s: %.*s: config provider %s: %s", origin, key, ref_len, p,
+                           provider, why);
+            free_value(out.data);
+            return -1;
+        }
+        rkb_buf_appends(&out, found);
+        free_value(found);
+        p = close + 1;
+    }
+    *resolved = out.data;
+    return 0;
 }
 
 /* ---- Reading values --------------------------------------------------------------------- */
@@ -657,11 +975,10 @@ rkb_connector_kind_t rkb_config_connector_kind(const rkb_config_t *conf) {
 /* Why a redis.uri is not usable, or NULL. Deliberately small (scheme, host, port, db): the
  * redis module does the real parsing. Never quotes the URI, which may hold a password. */
 static const char *redis_uri_problem(const char *uri) {
-    if (!strncasecmp(uri, "rediss://", 9))
-        return "TLS (rediss://) is not supported yet";
-    if (strncasecmp(uri, "redis://", 8))
-        return "must start with redis:// (redis://[[user]:password@]host[:port][/db])";
-    const char *authority = uri + 8;
+    bool tls = !strncasecmp(uri, "rediss://", 9);
+    if (!tls && strncasecmp(uri, "redis://", 8))
+        return "must start with redis:// or rediss:// (redis://[[user]:password@]host[:port][/db])";
+    const char *authority = uri + (tls ? 9 : 8);
     size_t authority_len = strcspn(authority, "/");
     const char *host = authority;
     for (const char *p = authority; p < authority + authority_len; p++) {
@@ -702,6 +1019,70 @@ static const char *redis_uri_problem(const char *uri) {
             return "the database after '/' must be a number";
     }
     return NULL;
+}
+
+/* The TLS keys: only with TLS on, a client certificate with its key, files that can be read.
+ * Returns the number of problems added. */
+static int validate_redis_tls(const rkb_config_t *conf, rkb_errors_t *errs) {
+    static const struct {
+        const char *name;
+        bool is_dir;
+    } files[] = {{"redis.cacert", false},
+                 {"redis.cacert.dir", true},
+                 {"redis.key.cert", false},
+                 {"redis.key.file", false}};
+    static const char *const tls_only[] = {"redis.insecure", "redis.cacert",   "redis.cacert.dir",
+                                           "redis.key.cert", "redis.key.file", "redis.key.password",
+                                           "redis.sni"};
+    int problems = 0;
+    const char *uri = rkb_config_get(conf, "redis.uri");
+    bool tls = rkb_config_get_bool(conf, "redis.tls") || (uri && !strncasecmp(uri, "rediss://", 9));
+    for (size_t i = 0; i < RKB_ARRAY_SIZE(tls_only) && !tls; i++) {
+        const char *value = rkb_config_get(conf, tls_only[i]);
+        /* redis.insecure=false says nothing; any other value set means TLS was expected. */
+        if (rkb_config_is_set(conf, tls_only[i]) && *value && strcmp(value, "false")) {
+            rkb_errors_add(errs,
+                           "%s: %s: TLS is off: set redis.tls=true or use rediss:// in redis.uri",
+                           rkb_config_origin(conf, tls_only[i]), tls_only[i]);
+            problems++;
+        }
+    }
+    const char *cert = rkb_config_get(conf, "redis.key.cert");
+    const char *key = rkb_config_get(conf, "redis.key.file");
+    const char *key_password = rkb_config_get(conf, "redis.key.password");
+    if (*cert && !*key) {
+        rkb_errors_add(errs, "%s: redis.key.cert: needs redis.key.file, its private key",
+                       rkb_config_origin(conf, "redis.key.cert"));
+        problems++;
+    } else if (*key && !*cert) {
+        rkb_errors_add(errs, "%s: redis.key.file: needs redis.key.cert, the client certificate",
+                       rkb_config_origin(conf, "redis.key.file"));
+        problems++;
+    }
+    if (*key_password && !*key) {
+        rkb_errors_add(errs, "%s: redis.key.password: set without redis.key.file",
+                       rkb_config_origin(conf, "redis.key.password"));
+        problems++;
+    }
+    for (size_t i = 0; i < RKB_ARRAY_SIZE(files); i++) {
+        const char *path = rkb_config_get(conf, files[i].name);
+        struct stat st;
+        const char *why = NULL;
+        if (!*path)
+            continue;
+        if (stat(path, &st) != 0 || access(path, R_OK) != 0)
+            why = strerror(errno);
+        else if (files[i].is_dir && !S_ISDIR(st.st_mode))
+            why = "not a directory";
+        else if (!files[i].is_dir && S_ISDIR(st.st_mode))
+            why = "a directory, not a file";
+        if (why) {
+            rkb_errors_add(errs, "%s: %s: cannot read %s: %s",
+                           rkb_config_origin(conf, files[i].name), files[i].name, path, why);
+            problems++;
+        }
+    }
+    return problems;
 }
 
 /* The sink's checks across keys. Returns the number of problems added. */
@@ -818,6 +1199,7 @@ int rkb_config_validate(const rkb_config_t *conf, rkb_errors_t *errs) {
                        uri_problem);
         problems++;
     }
+    problems += validate_redis_tls(conf, errs);
     return problems;
 }
 
@@ -1000,8 +1382,16 @@ void rkb_config_print_markdown(FILE *fp) {
           "- Template properties hold text with tokens such as `${topic}`, `${key}`, "
           "`${value}`, `${value.field}` and `${header.NAME}`; `$$` is a literal `$`. They are "
           "checked when the connector starts.\n"
-          "- rkbridge never prints the values of password properties, nor the password in "
-          "`redis.uri`.\n"
+          "- Values may take secrets from outside the file when it is loaded, with Kafka "
+          "Connect's config provider syntax: `${env:NAME}` is the environment variable `NAME`, "
+          "`${file:PATH:KEY}` is `KEY` of the properties file `PATH` (e.g. "
+          "`redis.password=${file:/etc/rkbridge/secrets.properties:redis.password}`). A "
+          "reference that cannot be resolved is an error naming the key and the provider; "
+          "`$${env:...}` is left as written (templates read `$$` as `$`).\n"
+          "- rkbridge never prints the values of password properties, the password in "
+          "`redis.uri`, secret `kafka.*` values (names with `password` or `secret`, "
+          "`ssl.key.pem`, `sasl.jaas.config` ...) nor what a config provider resolved: "
+          "printouts show `[hidden]` or the reference as written.\n"
           "\n"
           "## Kafka client properties\n"
           "\n"
@@ -1011,7 +1401,10 @@ void rkb_config_print_markdown(FILE *fp) {
           "`consumer.override.<property>` is accepted as the same thing, and so is "
           "`producer.override.<property>`: producer properties apply to producers rkbridge "
           "creates; the sink itself is a consumer, where librdkafka ignores them with a "
-          "warning.\n"
+          "warning. Kafka TLS and SASL are librdkafka's too (`kafka.security.protocol`, "
+          "`kafka.ssl.ca.location`, `kafka.sasl.mechanism`, `kafka.sasl.username`, "
+          "`kafka.sasl.password` ...); Kafka's `sasl.jaas.config` for `PlainLoginModule` or "
+          "`ScramLoginModule` is accepted and becomes `sasl.username` and `sasl.password`.\n"
           "\n"
           "The sink sets these librdkafka defaults:\n"
           "\n"
@@ -1075,13 +1468,6 @@ void rkb_config_print_markdown(FILE *fp) {
     rkb_buf_free(&row);
 }
 
-/* kafka.* properties whose values are secrets (librdkafka marks them sensitive but offers no
- * way to ask). */
-static bool kafka_is_secret(const char *name) {
-    return strstr(name, "password") || strstr(name, "secret") || !strcmp(name, "ssl.key.pem") ||
-           !strcmp(name, "sasl.oauthbearer.config");
-}
-
 /* redis.uri with the password part of user:password@ replaced by [hidden]. */
 static void append_masked_uri(rkb_buf_t *buf, const char *uri) {
     const char *scheme_end = strstr(uri, "://");
@@ -1113,20 +1499,25 @@ void rkb_config_print(const rkb_config_t *conf, FILE *fp) {
         const char *value = effective_value(conf, &props[i], &origin);
         if (!value)
             continue;
+        /* What a config provider resolved is shown as it was written, as Connect shows it. */
+        const char *reference = conf->values[i].value ? conf->values[i].reference : NULL;
         rkb_buf_reset(&line);
         rkb_buf_appendf(&line, "%s=", props[i].name);
         if (props[i].type == RKB_PROP_PASSWORD && *value)
             rkb_buf_appends(&line, "[hidden]");
         else if (!strcmp(props[i].name, "redis.uri"))
-            append_masked_uri(&line, value);
+            append_masked_uri(&line, reference ? reference : value);
         else
-            rkb_buf_appends(&line, value);
+            rkb_buf_appends(&line, reference ? reference : value);
         fprintf(fp, "%s  # %s\n", line.data, origin ? origin : "default");
     }
     for (size_t i = 0; i < conf->kafka_cnt; i++) {
         const kafka_setting_t *setting = &conf->kafka[i];
         fprintf(fp, "kafka.%s=%s  # %s\n", setting->name,
-                kafka_is_secret(setting->name) ? "[hidden]" : setting->value, setting->origin);
+                kafka_is_secret(setting->name) ? "[hidden]"
+                : setting->reference           ? setting->reference
+                                               : setting->value,
+                setting->origin);
     }
     rkb_buf_free(&line);
 }

@@ -20,10 +20,10 @@
 
 typedef enum {
     RKB_PROP_STRING,
-    RKB_PROP_INT,      /* 64-bit signed, checked against [min, max] */
-    RKB_PROP_BOOL,     /* true | false */
-    RKB_PROP_ENUM,     /* one of enum_values, case-insensitive; stored upper/lower as in the table */
-    RKB_PROP_LIST,     /* comma-separated, items trimmed */
+    RKB_PROP_INT,  /* 64-bit signed, checked against [min, max] */
+    RKB_PROP_BOOL, /* true | false */
+    RKB_PROP_ENUM, /* one of enum_values, case-insensitive; stored upper/lower as in the table */
+    RKB_PROP_LIST, /* comma-separated, items trimmed */
     RKB_PROP_PASSWORD, /* a string never printed (masked as "[hidden]") */
     RKB_PROP_TEMPLATE, /* a string with ${...} tokens, checked by the module that uses it */
 } rkb_prop_type_t;
@@ -33,13 +33,13 @@ typedef enum {
 #define RKB_SCOPE_STREAM_SOURCE 0x2 /* Redis Streams → Kafka */
 #define RKB_SCOPE_KEYS_SOURCE   0x4 /* key changes → Kafka */
 #define RKB_SCOPE_PUBSUB_SOURCE 0x8 /* pub/sub → Kafka */
-#define RKB_SCOPE_SOURCE (RKB_SCOPE_STREAM_SOURCE | RKB_SCOPE_KEYS_SOURCE | RKB_SCOPE_PUBSUB_SOURCE)
-#define RKB_SCOPE_ALL    (RKB_SCOPE_SINK | RKB_SCOPE_SOURCE)
+#define RKB_SCOPE_SOURCE        (RKB_SCOPE_STREAM_SOURCE | RKB_SCOPE_KEYS_SOURCE | RKB_SCOPE_PUBSUB_SOURCE)
+#define RKB_SCOPE_ALL           (RKB_SCOPE_SINK | RKB_SCOPE_SOURCE)
 
 #define RKB_PROP_F_REQUIRED 0x1 /* must be set (no default) */
 
 typedef struct rkb_property_s {
-    const char *name;          /* canonical name */
+    const char *name; /* canonical name */
     rkb_prop_type_t type;
     const char *default_value; /* NULL: unset by default */
     int64_t min, max;          /* RKB_PROP_INT range */
@@ -97,16 +97,21 @@ void rkb_config_destroy(rkb_config_t *conf); /* NULL is safe */
 int rkb_config_load_file(rkb_config_t *conf, const char *path, rkb_errors_t *errs);
 
 /* Sets one property. key may be canonical, an alias, or "kafka.X" (also "consumer.override.X"
- * and "producer.override.X", stored as "kafka.X"). Checks the type and range of the value now.
+ * and "producer.override.X", stored as "kafka.X"). Config provider references in the value are
+ * resolved first, as Kafka Connect's: ${env:NAME} (an environment variable) and
+ * ${file:PATH:KEY} (KEY of the properties file PATH); one that cannot be resolved is an error
+ * naming the key, the reference and the provider. Checks the type and range of the value now.
  * An unknown key is an error with a "did you mean 'x'?" hint when a known name is close.
- * A key set twice: the last one wins (as in Java properties). origin is copied.
+ * A key set twice: the last one wins (as in Java properties). origin is copied. Kafka's
+ * kafka.sasl.jaas.config (PLAIN, SCRAM) becomes kafka.sasl.username and kafka.sasl.password.
  * Returns 0, or -1 after adding one line "ORIGIN: key: why" to errs. */
 int rkb_config_set(rkb_config_t *conf, const char *key, const char *value, const char *origin,
                    rkb_errors_t *errs);
 
 /* Whole-config checks: required keys, connector.class known, properties out of the connector's
  * scope, topics xor topics.regex (sink), redis.command vs redis.type agreement, kafka.* values
- * accepted by librdkafka, redis.uri well formed. Returns the number of problems added. */
+ * accepted by librdkafka, redis.uri well formed, TLS keys only with TLS on and their files
+ * readable. Returns the number of problems added. */
 int rkb_config_validate(const rkb_config_t *conf, rkb_errors_t *errs);
 
 rkb_connector_kind_t rkb_config_connector_kind(const rkb_config_t *conf);
@@ -136,7 +141,13 @@ void rkb_config_foreach_kafka(const rkb_config_t *conf,
 void rkb_config_print_help(FILE *fp);
 void rkb_config_print_markdown(FILE *fp);
 /* The effective configuration, "key=value  # origin" per line (table order, then kafka.*);
- * passwords, the password in redis.uri and secret-looking kafka.* values print as "[hidden]". */
+ * passwords, the password in redis.uri and secret-looking kafka.* values print as "[hidden]",
+ * values that came from a config provider as the reference written (${env:NAME}). */
 void rkb_config_print(const rkb_config_t *conf, FILE *fp);
+/* True if key's value is a secret that must never be shown (PASSWORD properties, and kafka.*
+ * names with password or secret in them, ssl.key.pem, sasl.jaas.config, ...): the one rule
+ * every printout of a config (validate, logs, status) follows. key as a user writes it
+ * (canonical, alias, kafka.X, consumer.override.X). @locality any thread */
+bool rkb_config_is_secret(const char *key);
 
 #endif

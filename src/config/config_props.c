@@ -54,8 +54,8 @@ static const rkb_property_t properties[] = {
      .type = RKB_PROP_STRING,
      .default_value = "",
      .scope = RKB_SCOPE_ALL,
-     .doc = "Redis server as redis://[[user]:password@]host[:port][/db]; when set it wins over "
-            "redis.host and redis.port"},
+     .doc = "Redis server as redis://[[user]:password@]host[:port][/db], or rediss://... for "
+            "TLS; when set it wins over redis.host and redis.port"},
     {.name = "redis.host",
      .type = RKB_PROP_STRING,
      .default_value = "localhost",
@@ -72,12 +72,13 @@ static const rkb_property_t properties[] = {
      .type = RKB_PROP_STRING,
      .default_value = "",
      .scope = RKB_SCOPE_ALL,
-     .doc = "ACL user for AUTH; empty: the default user"},
+     .doc = "ACL user for AUTH (the user in redis.uri wins); empty: the default user"},
     {.name = "redis.password",
      .type = RKB_PROP_PASSWORD,
      .default_value = "",
      .scope = RKB_SCOPE_ALL,
-     .doc = "Password for AUTH; empty: no AUTH"},
+     .doc = "Password for AUTH (the password in redis.uri wins); empty: no AUTH; e.g. "
+            "${file:/etc/rkbridge/secrets.properties:redis.password} or ${env:REDIS_PASSWORD}"},
     {.name = "redis.timeout",
      .type = RKB_PROP_INT,
      .default_value = "10",
@@ -85,6 +86,51 @@ static const rkb_property_t properties[] = {
      .max = 3600,
      .scope = RKB_SCOPE_ALL,
      .doc = "Redis connect and command timeout, in seconds"},
+    {.name = "redis.tls",
+     .type = RKB_PROP_BOOL,
+     .default_value = "false",
+     .scope = RKB_SCOPE_ALL,
+     .doc = "Connect to Redis over TLS (also on when redis.uri starts with rediss://); the "
+            "server's certificate is verified unless redis.insecure"},
+    {.name = "redis.insecure",
+     .type = RKB_PROP_BOOL,
+     .default_value = "false",
+     .scope = RKB_SCOPE_ALL,
+     .doc = "TLS: do not verify the server's certificate nor its name (anyone on the path can "
+            "then read and change the traffic); for tests only"},
+    {.name = "redis.cacert",
+     .type = RKB_PROP_STRING,
+     .default_value = "",
+     .scope = RKB_SCOPE_ALL,
+     .doc = "TLS: PEM file of the CA certificates that verify the server; empty (and no "
+            "redis.cacert.dir): the system's trust store"},
+    {.name = "redis.cacert.dir",
+     .type = RKB_PROP_STRING,
+     .default_value = "",
+     .scope = RKB_SCOPE_ALL,
+     .doc = "TLS: directory of CA certificates in OpenSSL's hashed layout (openssl rehash DIR)"},
+    {.name = "redis.key.cert",
+     .type = RKB_PROP_STRING,
+     .default_value = "",
+     .scope = RKB_SCOPE_ALL,
+     .doc = "TLS: client certificate chain (PEM), for a server that authenticates clients "
+            "(tls-auth-clients); set with redis.key.file"},
+    {.name = "redis.key.file",
+     .type = RKB_PROP_STRING,
+     .default_value = "",
+     .scope = RKB_SCOPE_ALL,
+     .doc = "TLS: private key (PEM) of the client certificate in redis.key.cert"},
+    {.name = "redis.key.password",
+     .type = RKB_PROP_PASSWORD,
+     .default_value = "",
+     .scope = RKB_SCOPE_ALL,
+     .doc = "TLS: password of an encrypted redis.key.file"},
+    {.name = "redis.sni",
+     .type = RKB_PROP_STRING,
+     .default_value = "",
+     .scope = RKB_SCOPE_ALL,
+     .doc = "TLS: server name sent as SNI and checked against the server's certificate; empty: "
+            "the host of redis.uri or redis.host"},
     {.name = "batch.size",
      .type = RKB_PROP_INT,
      .default_value = "1000",
@@ -355,7 +401,8 @@ static const rkb_property_t properties[] = {
             "delay of an older event (replay distance, consumer lag), or that event can bring "
             "the entry back"},
 
-    /* ---- Sink: enrichment --------------------------------------------------------------------- */
+    /* ---- Sink: enrichment ---------------------------------------------------------------------
+     */
     {.name = "enrich.key",
      .type = RKB_PROP_TEMPLATE,
      .default_value = "",

@@ -9,6 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A copy of a string property's value, or NULL when it is empty. */
+static char *nonempty_copy(const rkb_config_t *conf, const char *name) {
+    const char *value = rkb_config_get(conf, name);
+    return value && *value ? rkb_strdup(value) : NULL;
+}
+
 int rkb_connect_redis_conf(const rkb_config_t *conf, int task_id, rkb_redis_conf_t *out,
                            char *errstr, size_t errstr_size) {
     rkb_redis_conf_init(out);
@@ -27,6 +33,15 @@ int rkb_connect_redis_conf(const rkb_config_t *conf, int task_id, rkb_redis_conf
         out->username = rkb_strdup(user);
     if (!out->password && password && *password)
         out->password = rkb_strdup(password);
+    /* TLS: rediss:// in redis.uri or redis.tls; the files are read when the task connects. */
+    out->tls.enabled = out->tls.enabled || rkb_config_get_bool(conf, "redis.tls");
+    out->tls.insecure = rkb_config_get_bool(conf, "redis.insecure");
+    out->tls.ca_file = nonempty_copy(conf, "redis.cacert");
+    out->tls.ca_dir = nonempty_copy(conf, "redis.cacert.dir");
+    out->tls.cert_file = nonempty_copy(conf, "redis.key.cert");
+    out->tls.key_file = nonempty_copy(conf, "redis.key.file");
+    out->tls.key_password = nonempty_copy(conf, "redis.key.password");
+    out->tls.server_name = nonempty_copy(conf, "redis.sni");
     int timeout_ms = (int)rkb_config_get_int(conf, "redis.timeout") * 1000;
     out->connect_timeout_ms = timeout_ms;
     out->command_timeout_ms = timeout_ms;
@@ -65,10 +80,9 @@ void rkb_kafka_props_clear(rkb_kafka_props_t *props) {
     props->cnt = 0;
 }
 
-rkb_producer_t *rkb_connect_producer_new(const rkb_config_t *conf, int task_id,
-                                         const char *suffix, const char *component,
-                                         rkb_delivery_cb_t *on_delivery, void *opaque,
-                                         char *errstr, size_t errstr_size) {
+rkb_producer_t *rkb_connect_producer_new(const rkb_config_t *conf, int task_id, const char *suffix,
+                                         const char *component, rkb_delivery_cb_t *on_delivery,
+                                         void *opaque, char *errstr, size_t errstr_size) {
     rkb_kafka_props_t props;
     rkb_connect_kafka_props(conf, &props);
     char client_id[512];

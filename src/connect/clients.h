@@ -12,7 +12,9 @@
 #include <stddef.h>
 
 /* Redis connection settings from redis.uri (else redis.host/redis.port), redis.username,
- * redis.password and redis.timeout; CLIENT SETNAME "rkbridge:NAME:TASK" (spaces replaced).
+ * redis.password, redis.timeout and the TLS keys (redis.tls, redis.insecure, redis.cacert,
+ * redis.cacert.dir, redis.key.cert, redis.key.file, redis.key.password, redis.sni); CLIENT
+ * SETNAME "rkbridge:NAME:TASK" (spaces replaced).
  * out is initialized here (rkb_redis_conf_clear frees it). Returns 0, or -1 with errstr. */
 int rkb_connect_redis_conf(const rkb_config_t *conf, int task_id, rkb_redis_conf_t *out,
                            char *errstr, size_t errstr_size);
@@ -28,9 +30,8 @@ void rkb_kafka_props_clear(rkb_kafka_props_t *props);
 
 /* A producer for task task_id with the kafka.* settings (client.id "rkbridge-NAME-TASKsuffix").
  * Returns NULL with errstr. */
-rkb_producer_t *rkb_connect_producer_new(const rkb_config_t *conf, int task_id,
-                                         const char *suffix, const char *component,
-                                         rkb_delivery_cb_t *on_delivery, void *opaque,
-                                         char *errstr, size_t errstr_size);
+rkb_producer_t *rkb_connect_producer_new(const rkb_config_t *conf, int task_id, const char *suffix,
+                                         const char *component, rkb_delivery_cb_t *on_delivery,
+                                         void *opaque, char *errstr, size_t errstr_size);
 
 #endif

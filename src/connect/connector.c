@@ -86,8 +86,8 @@ rkb_connector_t *rkb_connector_start(rkb_config_t *conf, char *errstr, size_t er
         }
         task->started = true;
     }
-    rkb_log_info(conn->name, "connector started with %zu task%s", conn->task_cnt,
-                 conn->task_cnt == 1 ? "" : "s");
+    rkb_log_connector(RKB_LOG_INFO, conn->name, "connector started with %zu task%s", conn->task_cnt,
+                      conn->task_cnt == 1 ? "" : "s");
     return conn;
 }
 

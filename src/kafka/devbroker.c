@@ -11,6 +11,7 @@
  * is needed on our side.
  */
 #include "kafka/devbroker.h"
+#include "kafka/kafka_int.h"
 
 #include "util/log.h"
 #include "util/util.h"
@@ -511,18 +512,14 @@ static int write_bootstrap_file(const char *path, const char *bootstraps) {
     return ret;
 }
 
-/* librdkafka's log lines (from its own threads) go to our logger. */
+/* librdkafka's log lines (from its own threads) go to our logger, as every client's do. */
 static void rdkafka_log_cb(const rd_kafka_t *rk, int level, const char *facility,
                            const char *message) {
     /* The hosting handle has no bootstrap.servers on purpose; its warning about that would only
      * mislead someone reading the broker's log. */
     if (!strcmp(facility, "CONFWARN") && strstr(message, "bootstrap.servers"))
         return;
-    rkb_log_level_t rkb_level = level <= 3   ? RKB_LOG_ERROR
-                                : level == 4 ? RKB_LOG_WARN
-                                : level <= 6 ? RKB_LOG_INFO
-                                             : RKB_LOG_DEBUG;
-    rkb_log(rkb_level, LOG_COMPONENT, "rdkafka %s: %s", facility, message);
+    rkb_kafka_log(LOG_COMPONENT, level, facility, message);
 }
 
 static int install_stop_handlers(void) {

@@ -34,10 +34,23 @@ int rkb_kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *valu
     return 0;
 }
 
+/*
+ * Every librdkafka client rkbridge creates (consumers, producers, readers, the dev broker) sets
+ * a log callback that ends here, with the component of its owner ("pageviews/0"), so that its
+ * lines carry the connector and task like ours. librdkafka emits debug lines (syslog level 7)
+ * only when kafka.debug (or kafka.log_level=7) asked for them, so those are written whatever
+ * RKB_LOG_LEVEL says.
+ *
+ * @locality any librdkafka thread: component must outlive the client (owners free it after
+ * rd_kafka_destroy).
+ */
 void rkb_kafka_log(const char *component, int level, const char *fac, const char *buf) {
-    rkb_log_level_t lvl = level <= 3   ? RKB_LOG_ERROR
-                          : level <= 4 ? RKB_LOG_WARN
-                          : level <= 6 ? RKB_LOG_INFO
-                                       : RKB_LOG_DEBUG;
-    rkb_log(lvl, component ? component : "kafka", "librdkafka %s: %s", fac, buf);
+    if (!component)
+        component = "kafka";
+    if (level >= 7) {
+        rkb_log_always(RKB_LOG_DEBUG, component, "librdkafka %s: %s", fac, buf);
+        return;
+    }
+    rkb_log_level_t lvl = level <= 3 ? RKB_LOG_ERROR : level <= 4 ? RKB_LOG_WARN : RKB_LOG_INFO;
+    rkb_log(lvl, component, "librdkafka %s: %s", fac, buf);
 }

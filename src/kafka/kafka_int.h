@@ -12,7 +12,8 @@
 int rkb_kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,
                        size_t errstr_size);
 
-/* Routes one librdkafka log line (syslog level) to rkbridge's logger under component. */
+/* Routes one librdkafka log line (syslog level) to rkbridge's logger under component
+ * ("CONNECTOR/TASK" of the client's owner): every client's log callback calls this. */
 void rkb_kafka_log(const char *component, int level, const char *fac, const char *buf);
 
 #endif

@@ -23,8 +23,11 @@
  * connector's kafka.* settings, which are mostly the producer's: librdkafka's warning that it
  * ignores those is expected here and only worth a debug line. */
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-    if (!strcmp(fac, "CONFWARN") && strstr(buf, "is a producer property"))
-        level = RKB_LOG_DEBUG;
+    if (!strcmp(fac, "CONFWARN") && strstr(buf, "is a producer property")) {
+        if (rkb_log_get_level() < RKB_LOG_DEBUG)
+            return;
+        level = 7; /* syslog's LOG_DEBUG */
+    }
     rkb_kafka_log(rd_kafka_opaque(rk), level, fac, buf);
 }
 

@@ -1,39 +1,44 @@
 /*
  * redis.c — the connection to one Redis server: URI parsing, connect and session setup
- * (AUTH, SELECT, CLIENT SETNAME), pipelined batches and error classification (see redis.h).
+ * (TLS, AUTH, SELECT, CLIENT SETNAME), pipelined batches and error classification (see
+ * redis.h).
  *
  * Data path: the sink's writer fills an rkb_cmds_t; rkb_redis_pipeline formats it as RESP in
- * one buffer, hands it to hiredis in one piece and reads one reply per command, in order. The
- * caller decides what a reply means for its records (commit, retry, dead-letter).
+ * one buffer, writes it to the transport (plain TCP or TLS, transport.h) in one piece and reads
+ * one reply per command, in order, through hiredis's reader. Single commands are formatted by
+ * hiredis (redisFormatCommandArgv). The caller decides what a reply means for its records
+ * (commit, retry, dead-letter).
  *
  * Threads: a rkb_redis_t belongs to one thread at a time (the task that owns it); nothing here
  * takes a lock. The URI and error helpers are pure and callable from any thread.
  */
 #include "redis/redis.h"
+#include "redis/transport.h"
 
 #include "util/log.h"
 #include "util/util.h"
 
-#include <errno.h>
 #include <limits.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/time.h>
-#include <time.h>
 
 #define DEFAULT_HOST       "localhost"
 #define DEFAULT_PORT       6379
 #define DEFAULT_TIMEOUT_MS 10000
 
+/* The most bytes taken from the connection per read, as hiredis does. */
+#define READ_CHUNK 16384
+
 struct rkb_redis_s {
     rkb_redis_conf_t conf; /* our own copy */
     char *component;       /* who speaks in log lines */
     char addr[320];        /* "host:port", the prefix of every errstr */
-    redisContext *ctx;     /* NULL when not connected */
+    rkb_transport_t *conn; /* NULL when not connected */
+    redisReader *reader;   /* parses what conn delivers; NULL when not connected */
+    rkb_tls_ctx_t *tls;    /* the TLS settings, loaded at the first TLS connect and kept */
+    bool up;               /* the session was set up: its loss is worth a log line */
     rkb_buf_t resp;        /* the RESP text of the last batch, reused */
 };
 
@@ -47,6 +52,8 @@ const char *rkb_redis_err2str(rkb_redis_err_t err) {
         return "authentication failed";
     case RKB_REDIS_ERR_PROTO:
         return "protocol error";
+    case RKB_REDIS_ERR_TLS:
+        return "TLS error";
     }
     return "unknown error";
 }
@@ -76,7 +83,31 @@ void rkb_redis_conf_clear(rkb_redis_conf_t *conf) {
     free(conf->username);
     free_secret(conf->password);
     free(conf->client_name);
+    free(conf->tls.ca_file);
+    free(conf->tls.ca_dir);
+    free(conf->tls.cert_file);
+    free(conf->tls.key_file);
+    free_secret(conf->tls.key_password);
+    free(conf->tls.server_name);
     memset(conf, 0, sizeof(*conf));
+}
+
+static char *strdup_or_null(const char *s) {
+    return s ? rkb_strdup(s) : NULL;
+}
+
+void rkb_redis_conf_copy(rkb_redis_conf_t *dst, const rkb_redis_conf_t *src) {
+    *dst = *src;
+    dst->host = rkb_strdup(src->host ? src->host : DEFAULT_HOST);
+    dst->username = strdup_or_null(src->username);
+    dst->password = strdup_or_null(src->password);
+    dst->client_name = strdup_or_null(src->client_name);
+    dst->tls.ca_file = strdup_or_null(src->tls.ca_file);
+    dst->tls.ca_dir = strdup_or_null(src->tls.ca_dir);
+    dst->tls.cert_file = strdup_or_null(src->tls.cert_file);
+    dst->tls.key_file = strdup_or_null(src->tls.key_file);
+    dst->tls.key_password = strdup_or_null(src->tls.key_password);
+    dst->tls.server_name = strdup_or_null(src->tls.server_name);
 }
 
 const char *rkb_redis_conf_describe(const rkb_redis_conf_t *conf, char *buf, size_t size) {
@@ -171,31 +202,37 @@ static int parse_host_port(const char *s, size_t len, char **host, int *port, ch
 
 /*
  * redis://[[user]:password@]host[:port][/db], the form redis-cli takes: userinfo without ':'
- * is a password alone. The last '@' ends the userinfo, so that a password with an unescaped
- * '@' or '/' still works. Error messages quote the host, port or db at fault but never the
- * userinfo, so they are safe to log.
+ * is a password alone; rediss:// is the same over TLS. The last '@' ends the userinfo, so that
+ * a password with an unescaped '@' or '/' still works. Error messages quote the host, port or
+ * db at fault but never the userinfo, so they are safe to log.
  */
 int rkb_redis_conf_from_uri(rkb_redis_conf_t *conf, const char *uri, char *errstr,
                             size_t errstr_size) {
-    static const char scheme[] = "redis://";
-    const size_t scheme_len = sizeof(scheme) - 1;
+    static const char scheme[] = "redis://", tls_scheme[] = "rediss://";
+    size_t scheme_len;
+    bool tls = false;
     char *host = NULL, *username = NULL, *password = NULL;
     int port = DEFAULT_PORT;
     int64_t db = 0;
 
-    if (strncasecmp(uri, scheme, scheme_len) != 0) {
+    if (!strncasecmp(uri, scheme, sizeof(scheme) - 1)) {
+        scheme_len = sizeof(scheme) - 1;
+    } else if (!strncasecmp(uri, tls_scheme, sizeof(tls_scheme) - 1)) {
+        scheme_len = sizeof(tls_scheme) - 1;
+        tls = true;
+    } else {
         /* Quote a scheme only when it looks like one: what precedes "://" could be a
          * password in a malformed URI. */
         size_t other_len = strspn(uri, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                        "0123456789+-.");
         bool has_scheme = other_len > 0 && other_len < 32 && !strncmp(uri + other_len, "://", 3);
-        if (has_scheme && other_len == 6 && !strncasecmp(uri, "rediss", 6))
-            snprintf(errstr, errstr_size, "rediss://: TLS is not supported yet");
-        else if (has_scheme)
-            snprintf(errstr, errstr_size, "Redis URI: unsupported scheme '%.*s://' (expected %s)",
-                     (int)other_len, uri, scheme);
+        if (has_scheme)
+            snprintf(errstr, errstr_size,
+                     "Redis URI: unsupported scheme '%.*s://' (expected %s or %s)", (int)other_len,
+                     uri, scheme, tls_scheme);
         else
-            snprintf(errstr, errstr_size, "Redis URI: must start with %s", scheme);
+            snprintf(errstr, errstr_size, "Redis URI: must start with %s or %s", scheme,
+                     tls_scheme);
         return -1;
     }
 
@@ -241,6 +278,7 @@ int rkb_redis_conf_from_uri(rkb_redis_conf_t *conf, const char *uri, char *errst
     conf->username = username;
     conf->password = password;
     conf->db = (int)db;
+    conf->tls.enabled = tls;
     return 0;
 
 fail:
@@ -250,49 +288,11 @@ fail:
     return -1;
 }
 
-/* ---- Signals ------------------------------------------------------------------------------ */
-
-/*
- * hiredis writes with write(2), so a write to a connection Redis has reset raises SIGPIPE,
- * which kills the process unless it is ignored. Rather than depend on every program that links
- * this module to ignore it, each I/O call blocks SIGPIPE in the calling thread (a write's
- * SIGPIPE goes to the thread that wrote) and swallows one it caused, the way libpq does. The
- * write itself then fails with EPIPE, which is an ordinary I/O error here.
- */
-typedef struct {
-    sigset_t old_mask;
-    bool was_pending;
-} sigpipe_guard_t;
-
-static void sigpipe_block(sigpipe_guard_t *guard) {
-    sigset_t pipe_set, pending;
-    sigemptyset(&pipe_set);
-    sigaddset(&pipe_set, SIGPIPE);
-    sigpending(&pending);
-    guard->was_pending = sigismember(&pending, SIGPIPE) == 1;
-    pthread_sigmask(SIG_BLOCK, &pipe_set, &guard->old_mask);
-}
-
-static void sigpipe_unblock(sigpipe_guard_t *guard) {
-    sigset_t pipe_set, pending;
-    sigemptyset(&pipe_set);
-    sigaddset(&pipe_set, SIGPIPE);
-    if (!guard->was_pending && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1) {
-        const struct timespec no_wait = {0, 0};
-        sigtimedwait(&pipe_set, NULL, &no_wait);
-    }
-    pthread_sigmask(SIG_SETMASK, &guard->old_mask, NULL);
-}
-
 /* ---- Connection --------------------------------------------------------------------------- */
 
 rkb_redis_t *rkb_redis_new(const rkb_redis_conf_t *conf, const char *component) {
     rkb_redis_t *r = rkb_calloc(1, sizeof(*r));
-    r->conf = *conf;
-    r->conf.host = rkb_strdup(conf->host ? conf->host : DEFAULT_HOST);
-    r->conf.username = conf->username ? rkb_strdup(conf->username) : NULL;
-    r->conf.password = conf->password ? rkb_strdup(conf->password) : NULL;
-    r->conf.client_name = conf->client_name ? rkb_strdup(conf->client_name) : NULL;
+    rkb_redis_conf_copy(&r->conf, conf);
     r->component = rkb_strdup(component ? component : "redis");
     bool ipv6 = strchr(r->conf.host, ':') != NULL;
     snprintf(r->addr, sizeof(r->addr), "%s%s%s:%d", ipv6 ? "[" : "", r->conf.host, ipv6 ? "]" : "",
@@ -305,6 +305,7 @@ void rkb_redis_destroy(rkb_redis_t *r) {
     if (!r)
         return;
     rkb_redis_close(r);
+    rkb_tls_ctx_destroy(r->tls);
     rkb_redis_conf_clear(&r->conf);
     free(r->component);
     rkb_buf_free(&r->resp);
@@ -312,35 +313,130 @@ void rkb_redis_destroy(rkb_redis_t *r) {
 }
 
 bool rkb_redis_is_connected(const rkb_redis_t *r) {
-    return r->ctx != NULL;
+    return r->conn != NULL;
+}
+
+/* Forgets the connection and whatever part of a reply it had delivered. */
+static void drop_connection(rkb_redis_t *r) {
+    rkb_transport_close(r->conn);
+    r->conn = NULL;
+    r->up = false;
+    if (r->reader) {
+        redisReaderFree(r->reader);
+        r->reader = NULL;
+    }
 }
 
 void rkb_redis_close(rkb_redis_t *r) {
-    if (!r->ctx)
+    if (!r->conn)
         return;
-    redisFree(r->ctx);
-    r->ctx = NULL;
+    drop_connection(r);
     rkb_log_info(r->component, "closed the connection to redis %s", r->addr);
 }
 
-static struct timeval ms_to_timeval(int ms) {
-    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-    return tv;
+/* The connection failed (why, from the transport or the reader): errstr says so with the
+ * server's address, the connection is dropped (it is unusable after a partial exchange), and
+ * err is returned. */
+static int connection_lost(rkb_redis_t *r, int err, const char *why, char *errstr,
+                           size_t errstr_size) {
+    snprintf(errstr, errstr_size, "redis %s: %s", r->addr, why);
+    /* During rkb_redis_connect the caller reports the failure itself. */
+    if (r->up)
+        rkb_log_info(r->component, "disconnected: %s", errstr);
+    drop_connection(r);
+    return err;
 }
 
-/* Describes the connection's failure in errstr, then drops the connection: after an I/O
- * error hiredis's context is unusable. */
-static void connection_lost(rkb_redis_t *r, char *errstr, size_t errstr_size) {
-    const char *reason = r->ctx->errstr[0] ? r->ctx->errstr : "unknown I/O error";
-    /* A socket timeout (SO_RCVTIMEO/SO_SNDTIMEO) surfaces as EAGAIN from read or write. */
-    if (r->ctx->err == REDIS_ERR_IO && !strcmp(reason, strerror(EAGAIN)))
-        snprintf(errstr, errstr_size, "redis %s: no reply within %d ms (command timeout)", r->addr,
+/* How long one read may wait for the server: the command timeout, or without limit. */
+static int read_timeout_ms(const rkb_redis_t *r) {
+    return r->conf.command_timeout_ms > 0 ? r->conf.command_timeout_ms : -1;
+}
+
+/* Writes buf whole (each wait bounded by the command timeout). */
+static int send_bytes(rkb_redis_t *r, const char *buf, size_t len, char *errstr,
+                      size_t errstr_size) {
+    char why[512];
+    int err = rkb_transport_write(r->conn, buf, len, r->conf.command_timeout_ms, why, sizeof(why));
+    return err ? connection_lost(r, err, why, errstr, errstr_size) : RKB_REDIS_OK;
+}
+
+/* One command in argv form, formatted by hiredis; wipe: the arguments hold a secret (AUTH),
+ * so the formatted copy is cleared before it is freed. */
+static int send_argv(rkb_redis_t *r, int argc, const char **argv, const size_t *argvlen, bool wipe,
+                     char *errstr, size_t errstr_size) {
+    char *cmd = NULL;
+    int len = redisFormatCommandArgv(&cmd, argc, argv, argvlen);
+    if (len < 0) {
+        fprintf(stderr, "rkbridge: out of memory formatting a Redis command\n");
+        abort();
+    }
+    int err = send_bytes(r, cmd, (size_t)len, errstr, errstr_size);
+    if (wipe)
+        explicit_bzero(cmd, (size_t)len);
+    redisFreeCommand(cmd);
+    return err;
+}
+
+/*
+ * The next complete reply: one the reader already holds, else what the connection delivers
+ * fed to the reader until a reply is complete. timeout_ms bounds each wait for bytes (0: only
+ * what has arrived; < 0: no limit), or with total, the whole call. RKB_REDIS_OK with *reply, or
+ * with *reply NULL when none was complete in time (a partial reply stays in the reader);
+ * otherwise an error code with errstr, and the connection is dropped.
+ */
+static int next_reply(rkb_redis_t *r, int timeout_ms, bool total, redisReply **reply, char *errstr,
+                      size_t errstr_size) {
+    *reply = NULL;
+    int64_t until = timeout_ms > 0 ? rkb_now_ms() + timeout_ms : 0;
+    for (;;) {
+        void *parsed = NULL;
+        if (redisReaderGetReply(r->reader, &parsed) != REDIS_OK) {
+            char why[160];
+            snprintf(why, sizeof(why), "protocol error: %s", r->reader->errstr);
+            return connection_lost(r, RKB_REDIS_ERR_IO, why, errstr, errstr_size);
+        }
+        if (parsed) {
+            *reply = parsed;
+            return RKB_REDIS_OK;
+        }
+        int wait_ms = timeout_ms;
+        if (total && timeout_ms > 0) {
+            int64_t left = until - rkb_now_ms();
+            wait_ms = left > 0 ? (int)left : 0;
+        }
+        char chunk[READ_CHUNK], why[512];
+        size_t got = 0;
+        int err =
+            rkb_transport_read(r->conn, chunk, sizeof(chunk), wait_ms, &got, why, sizeof(why));
+        if (err)
+            return connection_lost(r, err, why, errstr, errstr_size);
+        if (got == 0)
+            return RKB_REDIS_OK; /* nothing complete in time */
+        if (redisReaderFeed(r->reader, chunk, got) != REDIS_OK) {
+            snprintf(why, sizeof(why), "protocol error: %s", r->reader->errstr);
+            return connection_lost(r, RKB_REDIS_ERR_IO, why, errstr, errstr_size);
+        }
+    }
+}
+
+/* The reply to a command sent: waits as the command timeout allows; no reply is a failure. */
+static int await_reply(rkb_redis_t *r, redisReply **reply, char *errstr, size_t errstr_size) {
+    int err = next_reply(r, read_timeout_ms(r), false, reply, errstr, errstr_size);
+    if (err == RKB_REDIS_OK && !*reply) {
+        char why[96];
+        snprintf(why, sizeof(why), "no reply within %d ms (command timeout)",
                  r->conf.command_timeout_ms);
-    else
-        snprintf(errstr, errstr_size, "redis %s: %s", r->addr, reason);
-    redisFree(r->ctx);
-    r->ctx = NULL;
-    rkb_log_info(r->component, "disconnected: %s", errstr);
+        return connection_lost(r, RKB_REDIS_ERR_IO, why, errstr, errstr_size);
+    }
+    return err;
+}
+
+/* One command and its reply. The error code tells a TLS refusal from a dropped connection. */
+static int roundtrip(rkb_redis_t *r, int argc, const char **argv, const size_t *argvlen, bool wipe,
+                     redisReply **reply, char *errstr, size_t errstr_size) {
+    *reply = NULL;
+    int err = send_argv(r, argc, argv, argvlen, wipe, errstr, errstr_size);
+    return err ? err : await_reply(r, reply, errstr, errstr_size);
 }
 
 static bool starts_with_word(const char *msg, const char *word) {
@@ -350,38 +446,51 @@ static bool starts_with_word(const char *msg, const char *word) {
 
 static bool is_auth_error(const char *msg) {
     return starts_with_word(msg, "WRONGPASS") || starts_with_word(msg, "NOAUTH") ||
-           starts_with_word(msg, "NOPERM") || strstr(msg, "invalid password") ||
-           strstr(msg, "invalid username-password pair");
+           strstr(msg, "invalid password") || strstr(msg, "invalid username-password pair");
 }
 
 /*
  * Runs one command of the session setup and checks that it answered with a status reply
  * (+OK, +PONG). what names the step in errors ("AUTH as user 'bridge'"); the arguments are
  * never printed since AUTH's hold the password. An error reply maps to: ERR_IO when it will
- * pass by itself (LOADING...), ERR_AUTH when it is about credentials or when the step is AUTH,
- * ERR_PROTO otherwise (SELECT of a database the server does not have).
+ * pass by itself (LOADING...), ERR_AUTH when it is about credentials or permissions or when
+ * the step is AUTH, ERR_PROTO otherwise (SELECT of a database the server does not have). A
+ * failed connection keeps the transport's code: ERR_TLS when the server refused our
+ * certificate, ERR_IO otherwise.
  */
 static int setup_step(rkb_redis_t *r, const char *what, bool is_auth, int argc, const char **argv,
                       char *errstr, size_t errstr_size) {
-    sigpipe_guard_t guard;
-    sigpipe_block(&guard);
-    redisReply *reply = redisCommandArgv(r->ctx, argc, argv, NULL);
-    sigpipe_unblock(&guard);
-    if (!reply) {
-        char reason[256];
-        connection_lost(r, reason, sizeof(reason));
-        snprintf(errstr, errstr_size, "%s (during %s)", reason, what);
-        return RKB_REDIS_ERR_IO;
+    redisReply *reply;
+    char reason[768];
+    int err = roundtrip(r, argc, argv, NULL, is_auth, &reply, reason, sizeof(reason));
+    if (err) {
+        /* A server that only speaks TLS drops a plain client at its first bytes. */
+        bool dropped = strstr(reason, "closed by the server") || strstr(reason, "reset by peer");
+        snprintf(errstr, errstr_size, "%s (during %s)%s", reason, what,
+                 err == RKB_REDIS_ERR_IO && dropped && !r->conf.tls.enabled
+                     ? "; if this port only takes TLS, use rediss:// or redis.tls=true"
+                     : "");
+        return err;
     }
-    int err = RKB_REDIS_OK;
     if (reply->type == REDIS_REPLY_ERROR) {
-        if (rkb_redis_error_is_transient(reply->str))
+        if (rkb_redis_error_is_transient(reply->str)) {
             err = RKB_REDIS_ERR_IO;
-        else if (is_auth || is_auth_error(reply->str))
+            snprintf(errstr, errstr_size, "redis %s: %s failed: %s", r->addr, what, reply->str);
+        } else if (is_auth || is_auth_error(reply->str)) {
             err = RKB_REDIS_ERR_AUTH;
-        else
+            snprintf(errstr, errstr_size,
+                     "redis %s: authentication failed: %s: %s (check redis.username and "
+                     "redis.password, or the user:password of redis.uri)",
+                     r->addr, what, reply->str);
+        } else if (starts_with_word(reply->str, "NOPERM")) {
+            err = RKB_REDIS_ERR_AUTH;
+            snprintf(errstr, errstr_size,
+                     "redis %s: permission denied: %s: %s (the ACL user needs this command)",
+                     r->addr, what, reply->str);
+        } else {
             err = RKB_REDIS_ERR_PROTO;
-        snprintf(errstr, errstr_size, "redis %s: %s failed: %s", r->addr, what, reply->str);
+            snprintf(errstr, errstr_size, "redis %s: %s failed: %s", r->addr, what, reply->str);
+        }
     } else if (reply->type != REDIS_REPLY_STATUS) {
         err = RKB_REDIS_ERR_PROTO;
         snprintf(errstr, errstr_size, "redis %s: %s: unexpected reply (type %d)", r->addr, what,
@@ -393,7 +502,8 @@ static int setup_step(rkb_redis_t *r, const char *what, bool is_auth, int argc, 
 
 /* AUTH, SELECT and CLIENT SETNAME as configured, then PING, so that a connection reported
  * as up has answered a command (a server that requires a password we do not have is found
- * here, by NOAUTH, rather than in the first batch). */
+ * here, by NOAUTH, rather than in the first batch; and over TLS 1.3 a server that refuses our
+ * certificate says so only once the handshake is over, in answer to the first command). */
 static int session_setup(rkb_redis_t *r, char *errstr, size_t errstr_size) {
     const rkb_redis_conf_t *conf = &r->conf;
     int err;
@@ -429,49 +539,48 @@ static int session_setup(rkb_redis_t *r, char *errstr, size_t errstr_size) {
     return setup_step(r, "PING", false, 1, argv, errstr, errstr_size);
 }
 
-/* @locality: the thread that owns r (blocks for up to the connect timeout plus one command
- * timeout per setup command). */
+/* @locality: the thread that owns r (blocks for up to the connect timeout, which covers the
+ * TLS handshake, plus one command timeout per setup command). */
 int rkb_redis_connect(rkb_redis_t *r, char *errstr, size_t errstr_size) {
     const rkb_redis_conf_t *conf = &r->conf;
-    if (r->ctx)
+    if (r->conn)
         rkb_redis_close(r);
 
-    redisContext *ctx = conf->connect_timeout_ms > 0
-                            ? redisConnectWithTimeout(conf->host, conf->port,
-                                                      ms_to_timeval(conf->connect_timeout_ms))
-                            : redisConnect(conf->host, conf->port);
-    if (!ctx) {
-        snprintf(errstr, errstr_size, "redis %s: cannot allocate a connection", r->addr);
-        return RKB_REDIS_ERR_IO;
-    }
-    if (ctx->err) {
-        snprintf(errstr, errstr_size, "redis %s: cannot connect: %s", r->addr, ctx->errstr);
-        redisFree(ctx);
-        return RKB_REDIS_ERR_IO;
-    }
-    if ((conf->command_timeout_ms > 0 &&
-         redisSetTimeout(ctx, ms_to_timeval(conf->command_timeout_ms)) != REDIS_OK) ||
-        redisEnableKeepAlive(ctx) != REDIS_OK) {
-        snprintf(errstr, errstr_size, "redis %s: cannot set socket options: %s", r->addr,
-                 ctx->errstr);
-        redisFree(ctx);
-        return RKB_REDIS_ERR_IO;
-    }
-    r->ctx = ctx;
-
-    int err = session_setup(r, errstr, errstr_size);
-    if (err) {
-        if (r->ctx) { /* still open after an error reply: the session is not usable */
-            redisFree(r->ctx);
-            r->ctx = NULL;
-        }
+    char why[1024];
+    int err;
+    if (conf->tls.enabled && !r->tls &&
+        (err = rkb_tls_ctx_new(&conf->tls, &r->tls, why, sizeof(why)))) {
+        snprintf(errstr, errstr_size, "redis %s: %s", r->addr, why);
         return err;
     }
-    char where[400];
-    rkb_log_info(r->component, "connected to redis %s%s%s%s",
-                 rkb_redis_conf_describe(conf, where, sizeof(where)),
-                 conf->username ? " as user '" : "", conf->username ? conf->username : "",
-                 conf->username ? "'" : "");
+    err = rkb_transport_connect(conf->host, conf->port, conf->connect_timeout_ms,
+                                conf->tls.enabled ? r->tls : NULL, conf->tls.server_name, &r->conn,
+                                why, sizeof(why));
+    if (err) {
+        snprintf(errstr, errstr_size, "redis %s: %s", r->addr, why);
+        return err;
+    }
+    r->reader = redisReaderCreate();
+    if (!r->reader) {
+        fprintf(stderr, "rkbridge: out of memory creating a Redis reply reader\n");
+        abort();
+    }
+
+    if ((err = session_setup(r, errstr, errstr_size))) {
+        drop_connection(r); /* still open after an error reply: the session is not usable */
+        return err;
+    }
+    r->up = true;
+    char where[400], tls[160];
+    const char *over = rkb_transport_describe(r->conn, tls, sizeof(tls));
+    rkb_log(conf->tls.enabled && conf->tls.insecure ? RKB_LOG_WARN : RKB_LOG_INFO, r->component,
+            "connected to redis %s%s%s%s%s%s%s",
+            rkb_redis_conf_describe(conf, where, sizeof(where)), conf->username ? " as user '" : "",
+            conf->username ? conf->username : "", conf->username ? "'" : "", over ? " over " : "",
+            over ? over : "",
+            conf->tls.enabled && conf->tls.insecure
+                ? " WITHOUT verifying the server's certificate (redis.insecure=true)"
+                : "");
     return RKB_REDIS_OK;
 }
 
@@ -508,11 +617,10 @@ static void resp_format(rkb_buf_t *out, const rkb_cmds_t *cmds) {
 }
 
 /*
- * One batch, one buffer: the whole batch is formatted as RESP, appended to hiredis's output
- * buffer in one call, and the first redisGetReply writes all of it (blocking socket) before it
- * reads. Redis answers in order, so replies[i] belongs to command i. Redis buffers its replies
- * while we are still writing (no output limit for normal clients by default), so a large batch
- * cannot deadlock; the socket timeouts bound each write and read.
+ * One batch, one buffer: the whole batch is formatted as RESP and written in one piece before
+ * any reply is read. Redis answers in order, so replies[i] belongs to command i. Redis buffers
+ * its replies while we are still writing (no output limit for normal clients by default), so a
+ * large batch cannot deadlock; the command timeout bounds each wait for the server.
  *
  * @locality: the thread that owns r. Blocks until every reply is in or the connection failed.
  */
@@ -521,7 +629,7 @@ int rkb_redis_pipeline(rkb_redis_t *r, const rkb_cmds_t *cmds, redisReply **repl
     size_t count = rkb_cmds_count(cmds);
     for (size_t i = 0; i < count; i++)
         replies[i] = NULL;
-    if (!r->ctx) {
+    if (!r->conn) {
         snprintf(errstr, errstr_size, "redis %s: not connected", r->addr);
         return RKB_REDIS_ERR_IO;
     }
@@ -529,27 +637,14 @@ int rkb_redis_pipeline(rkb_redis_t *r, const rkb_cmds_t *cmds, redisReply **repl
         return RKB_REDIS_OK;
 
     resp_format(&r->resp, cmds);
-    if (redisAppendFormattedCommand(r->ctx, r->resp.data, r->resp.len) != REDIS_OK) {
-        connection_lost(r, errstr, errstr_size);
+    if (send_bytes(r, r->resp.data, r->resp.len, errstr, errstr_size))
         return RKB_REDIS_ERR_IO;
-    }
-
-    sigpipe_guard_t guard;
-    sigpipe_block(&guard);
-    size_t got = 0;
-    while (got < count) {
-        void *reply = NULL;
-        if (redisGetReply(r->ctx, &reply) != REDIS_OK || !reply)
-            break;
-        replies[got++] = reply;
-    }
-    sigpipe_unblock(&guard);
-
-    if (got < count) {
-        /* A batch is all or nothing for the caller: it sends the whole batch again. */
-        rkb_redis_replies_free(replies, got);
-        connection_lost(r, errstr, errstr_size);
-        return RKB_REDIS_ERR_IO;
+    for (size_t got = 0; got < count; got++) {
+        if (await_reply(r, &replies[got], errstr, errstr_size)) {
+            /* A batch is all or nothing for the caller: it sends the whole batch again. */
+            rkb_redis_replies_free(replies, got);
+            return RKB_REDIS_ERR_IO;
+        }
     }
     return RKB_REDIS_OK;
 }
@@ -564,97 +659,44 @@ void rkb_redis_replies_free(redisReply **replies, size_t count) {
 
 redisReply *rkb_redis_command(rkb_redis_t *r, int argc, const char **argv, const size_t *argvlen,
                               char *errstr, size_t errstr_size) {
-    if (!r->ctx) {
+    if (!r->conn) {
         snprintf(errstr, errstr_size, "redis %s: not connected", r->addr);
         return NULL;
     }
-    sigpipe_guard_t guard;
-    sigpipe_block(&guard);
-    redisReply *reply = redisCommandArgv(r->ctx, argc, argv, argvlen);
-    sigpipe_unblock(&guard);
-    if (!reply)
-        connection_lost(r, errstr, errstr_size);
+    redisReply *reply;
+    roundtrip(r, argc, argv, argvlen, false, &reply, errstr, errstr_size);
     return reply;
 }
 
 /* ---- Subscriber connections --------------------------------------------------------------- */
 
-/* Writes hiredis's whole output buffer (blocking socket: each write waits up to the command
- * timeout). */
-static int flush_output(rkb_redis_t *r, char *errstr, size_t errstr_size) {
-    sigpipe_guard_t guard;
-    sigpipe_block(&guard);
-    int done = 0, rc = REDIS_OK;
-    while (!done && (rc = redisBufferWrite(r->ctx, &done)) == REDIS_OK)
-        ;
-    sigpipe_unblock(&guard);
-    if (rc != REDIS_OK) {
-        connection_lost(r, errstr, errstr_size);
-        return RKB_REDIS_ERR_IO;
-    }
-    return RKB_REDIS_OK;
-}
-
 int rkb_redis_send(rkb_redis_t *r, int argc, const char **argv, const size_t *argvlen, char *errstr,
                    size_t errstr_size) {
-    if (!r->ctx) {
+    if (!r->conn) {
         snprintf(errstr, errstr_size, "redis %s: not connected", r->addr);
         return RKB_REDIS_ERR_IO;
     }
-    if (redisAppendCommandArgv(r->ctx, argc, argv, argvlen) != REDIS_OK) {
-        connection_lost(r, errstr, errstr_size);
-        return RKB_REDIS_ERR_IO;
-    }
-    return flush_output(r, errstr, errstr_size);
+    return send_argv(r, argc, argv, argvlen, false, errstr, errstr_size) ? RKB_REDIS_ERR_IO
+                                                                         : RKB_REDIS_OK;
 }
 
 /*
- * hiredis's blocking redisGetReply would wait for a whole reply and, on the socket timeout,
- * leave the context in an error state. Instead: take a reply hiredis has already parsed, else
- * poll the socket for what is left of timeout_ms and feed whatever arrived to the parser, until
- * a reply is complete or the time is up. A partly received reply stays in hiredis's buffer for
- * the next call.
+ * Takes a reply the reader has already parsed, else waits for what is left of timeout_ms and
+ * feeds whatever arrived to the reader, until a reply is complete or the time is up. A partly
+ * received reply stays in the reader for the next call, and the connection stays open.
  *
  * @locality: the thread that owns r.
  */
 int rkb_redis_read(rkb_redis_t *r, int timeout_ms, redisReply **reply, char *errstr,
                    size_t errstr_size) {
     *reply = NULL;
-    if (!r->ctx) {
+    if (!r->conn) {
         snprintf(errstr, errstr_size, "redis %s: not connected", r->addr);
         return RKB_REDIS_ERR_IO;
     }
-    int64_t until = rkb_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
-    for (;;) {
-        void *parsed = NULL;
-        if (redisGetReplyFromReader(r->ctx, &parsed) != REDIS_OK) {
-            connection_lost(r, errstr, errstr_size);
-            return RKB_REDIS_ERR_IO;
-        }
-        if (parsed) {
-            *reply = parsed;
-            return RKB_REDIS_OK;
-        }
-        int64_t left_ms = until - rkb_now_ms();
-        struct pollfd pfd = {.fd = r->ctx->fd, .events = POLLIN};
-        int ready = poll(&pfd, 1, left_ms > 0 ? (int)left_ms : 0);
-        if (ready < 0 && errno == EINTR)
-            continue;
-        if (ready < 0) {
-            snprintf(errstr, errstr_size, "redis %s: poll: %s", r->addr, strerror(errno));
-            redisFree(r->ctx);
-            r->ctx = NULL;
-            rkb_log_info(r->component, "disconnected: %s", errstr);
-            return RKB_REDIS_ERR_IO;
-        }
-        if (ready == 0)
-            return RKB_REDIS_OK; /* nothing complete in time */
-        /* Readable (or hung up): this read does not block. EOF is an error here. */
-        if (redisBufferRead(r->ctx) != REDIS_OK) {
-            connection_lost(r, errstr, errstr_size);
-            return RKB_REDIS_ERR_IO;
-        }
-    }
+    return next_reply(r, timeout_ms > 0 ? timeout_ms : 0, true, reply, errstr, errstr_size)
+               ? RKB_REDIS_ERR_IO
+               : RKB_REDIS_OK;
 }
 
 /* ---- Errors ------------------------------------------------------------------------------- */

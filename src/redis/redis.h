@@ -1,10 +1,12 @@
 /*
  * redis.h — every byte rkbridge exchanges with Redis goes through this module.
  *
- * It owns the connection (URI parsing, connect with timeouts, AUTH with an ACL user, SELECT,
- * CLIENT SETNAME), pipelining (a batch of commands written in one go, replies read in order) and
- * reconnection. The reply parser and command types are hiredis's (redisReply); the socket is
- * ours to replace later (TLS, Redis Cluster routing live here, not in the callers).
+ * It owns the connection (URI parsing, connect with timeouts, TLS, AUTH with an ACL user,
+ * SELECT, CLIENT SETNAME), pipelining (a batch of commands written in one go, replies read in
+ * order) and reconnection. The reply parser, command formatter and reply types are hiredis's
+ * (redisReader, redisFormatCommandArgv, redisReply); the bytes travel over our own transport,
+ * plain TCP or TLS (OpenSSL), which hiredis 0.14 cannot do (transport.h). Redis Cluster routing
+ * would live here too, not in the callers.
  *
  * A rkb_redis_t is used by one thread at a time.
  */
@@ -19,12 +21,27 @@
 /* Result codes. */
 typedef enum {
     RKB_REDIS_OK = 0,
-    RKB_REDIS_ERR_IO = -1,   /* refused, reset, timeout, closed: transient, reconnect and retry */
-    RKB_REDIS_ERR_AUTH = -2, /* WRONGPASS/NOAUTH/NOPERM at connect: permanent until config changes */
+    RKB_REDIS_ERR_IO = -1, /* refused, reset, timeout, closed: transient, reconnect and retry */
+    RKB_REDIS_ERR_AUTH =
+        -2, /* WRONGPASS/NOAUTH/NOPERM at connect: permanent until config changes */
     RKB_REDIS_ERR_PROTO = -3, /* protocol or unexpected reply at connect */
+    RKB_REDIS_ERR_TLS = -4,   /* TLS settings, handshake or certificate verification failed:
+                                 permanent until config changes */
 } rkb_redis_err_t;
 
 const char *rkb_redis_err2str(rkb_redis_err_t err);
+
+/* TLS settings (redis.tls, redis.cacert ...). Strings are owned (rkb_redis_conf_clear). */
+typedef struct rkb_redis_tls_conf_s {
+    bool enabled;       /* rediss:// or redis.tls=true */
+    bool insecure;      /* no certificate or name verification (redis.insecure) */
+    char *ca_file;      /* PEM CA certificates; with ca_dir NULL too: the system's store */
+    char *ca_dir;       /* OpenSSL hashed CA directory, or NULL */
+    char *cert_file;    /* client certificate chain (PEM), or NULL */
+    char *key_file;     /* client private key (PEM), or NULL */
+    char *key_password; /* for an encrypted key_file, or NULL */
+    char *server_name;  /* SNI and the name checked in the certificate; NULL: host */
+} rkb_redis_tls_conf_t;
 
 /* Where and how to connect. Strings are owned by the struct (rkb_redis_conf_clear). */
 typedef struct rkb_redis_conf_s {
@@ -36,16 +53,19 @@ typedef struct rkb_redis_conf_s {
     int connect_timeout_ms;
     int command_timeout_ms; /* socket read/write timeout */
     char *client_name;      /* CLIENT SETNAME, or NULL */
+    rkb_redis_tls_conf_t tls;
 } rkb_redis_conf_t;
 
 /* Fills conf with defaults (localhost:6379, db 0, 10 s timeouts). */
 void rkb_redis_conf_init(rkb_redis_conf_t *conf);
 /* Parses "redis://[[user]:password@]host[:port][/db]" (user and password percent-decoded) into
- * conf (over whatever it held). Returns 0, or -1 with errstr; errstr never contains the
- * password. "rediss://" is refused for now with an error saying TLS is not supported yet. */
+ * conf (over whatever it held); "rediss://" is the same with conf->tls.enabled set. Returns 0,
+ * or -1 with errstr; errstr never contains the password. */
 int rkb_redis_conf_from_uri(rkb_redis_conf_t *conf, const char *uri, char *errstr,
                             size_t errstr_size);
 void rkb_redis_conf_clear(rkb_redis_conf_t *conf);
+/* Copies src into dst (dst is overwritten, not freed: initialize or clear it first). */
+void rkb_redis_conf_copy(rkb_redis_conf_t *dst, const rkb_redis_conf_t *src);
 /* "host:port/db" for logs: never the password. Writes into buf, returns buf. */
 const char *rkb_redis_conf_describe(const rkb_redis_conf_t *conf, char *buf, size_t size);
 
@@ -82,8 +102,12 @@ typedef struct rkb_redis_s rkb_redis_t;
 rkb_redis_t *rkb_redis_new(const rkb_redis_conf_t *conf, const char *component);
 void rkb_redis_destroy(rkb_redis_t *r); /* closes; NULL is safe */
 
-/* Connects (closing any old connection), then AUTH, SELECT and CLIENT SETNAME as configured.
- * Returns RKB_REDIS_OK or an error code with errstr (no password in it). */
+/* Connects (closing any old connection), with TLS as configured, then AUTH, SELECT and CLIENT
+ * SETNAME as configured, then PING. Returns RKB_REDIS_OK or an error code with errstr (no
+ * password in it): RKB_REDIS_ERR_IO may pass by itself (retry with backoff); RKB_REDIS_ERR_AUTH
+ * (wrong user or password), RKB_REDIS_ERR_TLS (certificate not trusted, name mismatch, TLS
+ * settings or files unusable, the server refused our certificate) and RKB_REDIS_ERR_PROTO do
+ * not, so callers fail instead of retrying. */
 int rkb_redis_connect(rkb_redis_t *r, char *errstr, size_t errstr_size);
 bool rkb_redis_is_connected(const rkb_redis_t *r);
 void rkb_redis_close(rkb_redis_t *r);
@@ -94,8 +118,8 @@ void rkb_redis_close(rkb_redis_t *r);
  * errstr when the connection failed (not connected, write or read error, timeout): then the
  * connection is closed, replies[] is all NULL, and the caller may reconnect and send the whole
  * batch again. */
-int rkb_redis_pipeline(rkb_redis_t *r, const rkb_cmds_t *cmds, redisReply **replies,
-                       char *errstr, size_t errstr_size);
+int rkb_redis_pipeline(rkb_redis_t *r, const rkb_cmds_t *cmds, redisReply **replies, char *errstr,
+                       size_t errstr_size);
 void rkb_redis_replies_free(redisReply **replies, size_t count);
 
 /* One command (argv form), blocking. Returns the reply (caller frees with freeReplyObject) or

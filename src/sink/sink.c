@@ -1249,6 +1249,9 @@ int rkb_sink_task_run(rkb_sink_task_t *t, const volatile int *stop, char *errstr
                  cc.topics_regex ? cc.topics_regex : rkb_config_get(t->conf, "topics"),
                  rkb_redis_conf_describe(&t->redis_conf, where, sizeof(where)),
                  rkb_redis_type_name(t->type), t->exactly_once ? "exactly-once" : "at-least-once");
+    /* Connect now, so that a refused password or certificate fails the task at start rather
+     * than at the first record; a transient failure is retried with the first batch. */
+    ensure_connected(t);
 
     int64_t outage_since = 0;
     while (!*stop && !t->failed) {

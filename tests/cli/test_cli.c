@@ -14,15 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const valid_text =
-    "# a valid sink\n"
-    "name=pageviews\n"
-    "connector.class=com.redis.kafka.connect.RedisSinkConnector\n"
-    "topics=pageviews\n"
-    "redis.uri=redis://127.0.0.1:6379\n"
-    "redis.type=HASH\n"
-    "redis.key.template=page:${value.pageid}:${key}\n"
-    "kafka.bootstrap.servers=127.0.0.1:9092\n";
+static const char *const valid_text = "# a valid sink\n"
+                                      "name=pageviews\n"
+                                      "connector.class=com.redis.kafka.connect.RedisSinkConnector\n"
+                                      "topics=pageviews\n"
+                                      "redis.uri=redis://127.0.0.1:6379\n"
+                                      "redis.type=HASH\n"
+                                      "redis.key.template=page:${value.pageid}:${key}\n"
+                                      "kafka.bootstrap.servers=127.0.0.1:9092\n";
 
 /* Runs the rkbridge under test with argv[1..] (argv[0] is replaced by the binary). */
 static int run_rkb(const char *const *argv, char **out, char **err) {
@@ -55,9 +54,12 @@ static void test_version_and_help(void **state) {
     free(out);
     const char *const help[] = {"rkbridge", "--help", NULL};
     assert_int_equal(run_rkb(help, &out, NULL), 0);
-    assert_non_null(strstr(out, "validate FILE.properties"));
+    assert_non_null(strstr(out, "validate [--print] FILE.properties"));
     assert_non_null(strstr(out, "redis.type"));
     assert_non_null(strstr(out, "redis.keyspace"));
+    assert_non_null(strstr(out, "--log-format text|json"));
+    assert_non_null(strstr(out, "RKB_LOG_FORMAT=text|json"));
+    assert_non_null(strstr(out, "${file:PATH:KEY}"));
     free(out);
     const char *const bad[] = {"rkbridge", "frobnicate", NULL};
     assert_int_equal(run_rkb(bad, NULL, NULL), 2);
@@ -88,6 +90,30 @@ static void test_validate_valid_file_is_silent(void **state) {
     free(err);
 }
 
+/* --print: the effective configuration, with secrets hidden; nothing for a broken file. */
+static void test_validate_print(void **state) {
+    char text[1024];
+    snprintf(text, sizeof(text),
+             "%sredis.password=cli-secret-1\nkafka.sasl.password=cli-secret-2\n", valid_text);
+    const char *path = h_write_file("print.properties", text);
+    char *out = NULL, *err = NULL;
+    const char *const argv[] = {"rkbridge", "validate", "--print", path, NULL};
+    assert_int_equal(run_rkb(argv, &out, &err), 0);
+    assert_string_equal(err, "");
+    assert_non_null(strstr(out, "redis.type=HASH  # "));
+    assert_non_null(strstr(out, "redis.password=[hidden]  # "));
+    assert_non_null(strstr(out, "kafka.sasl.password=[hidden]  # "));
+    assert_null(strstr(out, "cli-secret"));
+    free(out);
+    free(err);
+    const char *bad = h_write_file("print-bad.properties", "name=x\n");
+    const char *const argv_bad[] = {"rkbridge", "validate", "--print", bad, NULL};
+    assert_int_equal(run_rkb(argv_bad, &out, &err), 2);
+    assert_string_equal(out, "");
+    free(out);
+    free(err);
+}
+
 /* Asserts that err has a line starting with "PATH:LINE: key:" and containing needle. */
 static void assert_problem(const char *err, const char *path, int line, const char *key,
                            const char *needle) {
@@ -111,14 +137,14 @@ static void assert_problem(const char *err, const char *path, int line, const ch
 
 static void test_validate_reports_each_problem(void **state) {
     const char *path = h_write_file("broken.properties",
-                                    "name=broken\n"                                    /* 1 */
+                                    "name=broken\n" /* 1 */
                                     "connector.class=com.redis.kafka.connect.RedisSinkConnector\n"
-                                    "topics=t\n"                                       /* 3 */
-                                    "redis.keyspce=users\n"                            /* 4 */
-                                    "tasks.max=zero\n"                                 /* 5 */
-                                    "redis.type=HASHH\n"                               /* 6 */
-                                    "redis.multiexec=maybe\n"                          /* 7 */
-                                    "kafka.no.such.property=1\n");                     /* 8 */
+                                    "topics=t\n"                   /* 3 */
+                                    "redis.keyspce=users\n"        /* 4 */
+                                    "tasks.max=zero\n"             /* 5 */
+                                    "redis.type=HASHH\n"           /* 6 */
+                                    "redis.multiexec=maybe\n"      /* 7 */
+                                    "kafka.no.such.property=1\n"); /* 8 */
     char *err = NULL;
     const char *const argv[] = {"rkbridge", "validate", path, NULL};
     assert_int_equal(run_rkb(argv, NULL, &err), 2);
@@ -130,12 +156,11 @@ static void test_validate_reports_each_problem(void **state) {
     free(err);
 
     /* Templates are checked too, with the line of the key. */
-    path = h_write_file("badtemplate.properties",
-                        "name=t\n"
-                        "connector.class=RedisSinkConnector\n"
-                        "topics=t\n"
-                        "redis.type=HASH\n"
-                        "redis.keyspace=user:${tpoic}\n");
+    path = h_write_file("badtemplate.properties", "name=t\n"
+                                                  "connector.class=RedisSinkConnector\n"
+                                                  "topics=t\n"
+                                                  "redis.type=HASH\n"
+                                                  "redis.keyspace=user:${tpoic}\n");
     assert_int_equal(run_rkb((const char *const[]){"rkbridge", "validate", path, NULL}, NULL, &err),
                      2);
     assert_problem(err, path, 5, "redis.keyspace", "${tpoic}");
@@ -160,6 +185,7 @@ int main(void) {
         cmocka_unit_test(test_version_and_help),
         cmocka_unit_test(test_config_doc_matches_docs),
         cmocka_unit_test(test_validate_valid_file_is_silent),
+        cmocka_unit_test(test_validate_print),
         cmocka_unit_test(test_validate_reports_each_problem),
         cmocka_unit_test(test_run_refuses_broken_file),
     };

@@ -495,9 +495,10 @@ static void test_connector_class(void **state) {
     assert_int_equal(rkb_config_validate(conf, &errs), 2);
     assert_string_equal(errs.msgs[0],
                         at_msg(path, 4, "topics: does not apply to a stream source connector"));
-    assert_string_equal(
-        errs.msgs[1], at_msg(path, 5, "redis.keys.pattern: does not apply to a stream source "
-                                      "connector"));
+    assert_string_equal(errs.msgs[1],
+                        at_msg(path, 5,
+                               "redis.keys.pattern: does not apply to a stream source "
+                               "connector"));
     rkb_config_destroy(conf);
     rkb_errors_clear(&errs);
 }
@@ -553,8 +554,9 @@ static void test_redis_uri(void **state) {
         {"REDIS://:p@ss@h:1", NULL},
         {"redis://user:pw@h", NULL},
         {"redis://[::1]:6379/0", NULL},
-        {"rediss://h:6380", "redis.uri: TLS (rediss://) is not supported yet"},
-        {"http://h", "redis.uri: must start with redis://"},
+        {"rediss://u:secret@h:6380/1", NULL},
+        {"rediss://h:port", "redis.uri: the port must be a number between 1 and 65535"},
+        {"http://h", "redis.uri: must start with redis:// or rediss://"},
         {"h:6379", "redis.uri: must start with redis://"},
         {"redis://h:port", "redis.uri: the port must be a number between 1 and 65535"},
         {"redis://h:0", "redis.uri: the port must be a number between 1 and 65535"},

@@ -27,16 +27,23 @@ const char *h_write_file(const char *name, const char *text);
 
 /* ---- Redis ---------------------------------------------------------------------------- */
 typedef struct h_redis_s {
-    int port;
-    pid_t pid;          /* 0 when not running */
-    char dir[512];      /* its working dir */
-    char extra[512];    /* extra args it was started with */
-    redisContext *client; /* the harness's own client, (re)connected on demand */
+    int port;              /* its TCP port (the TLS port for h_redis_start_tls) */
+    pid_t pid;             /* 0 when not running */
+    char dir[512];         /* its working dir */
+    char extra[512];       /* extra args it was started with */
+    redisContext *client;  /* the harness's own client, (re)connected on demand */
+    bool tls;              /* TCP speaks TLS only; the harness's client uses unix_socket */
+    char unix_socket[600]; /* "" unless tls */
 } h_redis_t;
 
 /* Starts redis-server on 127.0.0.1 and a free port, with --save "" --appendonly no unless
  * extra_args (space-separated, may be NULL) says otherwise; waits until it answers PING. */
 h_redis_t *h_redis_start(const char *extra_args);
+/* The same with TCP for TLS only (--port 0 --tls-port PORT), h_tls_files()'s server
+ * certificate and CA, clients authenticated by certificate unless extra_args says
+ * "--tls-auth-clients no". The harness's own client talks plain over a unix socket in the
+ * server's dir, so that checking the server never depends on rkbridge's TLS. */
+h_redis_t *h_redis_start_tls(const char *extra_args);
 /* SIGKILL (the process is gone at once); the struct stays for h_redis_restart. */
 void h_redis_kill(h_redis_t *redis);
 /* Starts it again on the same port and dir; waits for PING. */
@@ -50,8 +57,26 @@ redisReply *h_redis_cmd(h_redis_t *redis, const char *fmt, ...);
 long long h_redis_int(h_redis_t *redis, const char *fmt, ...);
 /* Convenience: a string/status reply as a malloc'd string (caller frees), NULL for nil. */
 char *h_redis_str(h_redis_t *redis, const char *fmt, ...);
-/* "redis://127.0.0.1:PORT" in static storage per h_redis_t. */
+/* "redis://127.0.0.1:PORT" ("rediss://" for a TLS server) in static storage per h_redis_t. */
 const char *h_redis_uri(h_redis_t *redis);
+
+/* ---- TLS certificates ------------------------------------------------------------------- */
+/* PEM files made once per test program with openssl(1) in h_tmpdir(): a CA, a server
+ * certificate from it for DNS:localhost and IP:127.0.0.1, a client certificate from it (its key
+ * also encrypted with H_TLS_KEY_PASSWORD), a directory holding the CA in OpenSSL's hashed
+ * layout, and a second CA: a server checked against it is untrusted, and so is the client
+ * certificate it signed. */
+#define H_TLS_KEY_PASSWORD "key-pass-5813"
+typedef struct h_tls_files_s {
+    char ca_cert[600];
+    char ca_dir[600];
+    char server_cert[600], server_key[600];
+    char client_cert[600], client_key[600];
+    char client_key_encrypted[600];
+    char other_ca_cert[600];
+    char other_client_cert[600], other_client_key[600]; /* signed by the other CA */
+} h_tls_files_t;
+const h_tls_files_t *h_tls_files(void);
 
 /* ---- Dev broker --------------------------------------------------------------------------- */
 typedef struct h_broker_s {
@@ -119,13 +144,13 @@ int h_run(const char *const *argv, char **out, char **err);
 /* Polls cond every 20 ms until true or timeout_ms passed. Returns the last value of cond.
  * A timeout is a failure of the behaviour under test, never a measured figure. */
 bool h_wait_until(bool (*cond)(void *arg), void *arg, int timeout_ms);
-#define H_WAIT_FOR(expr, timeout_ms)                                                             \
-    ({                                                                                          \
-        int64_t h__until = h_now_ms() + (timeout_ms);                                           \
-        bool h__ok;                                                                             \
-        while (!(h__ok = (expr)) && h_now_ms() < h__until)                                      \
-            h_sleep_ms(20);                                                                     \
-        h__ok;                                                                                  \
+#define H_WAIT_FOR(expr, timeout_ms)                                                               \
+    ({                                                                                             \
+        int64_t h__until = h_now_ms() + (timeout_ms);                                              \
+        bool h__ok;                                                                                \
+        while (!(h__ok = (expr)) && h_now_ms() < h__until)                                         \
+            h_sleep_ms(20);                                                                        \
+        h__ok;                                                                                     \
     })
 int64_t h_now_ms(void);
 void h_sleep_ms(int ms);

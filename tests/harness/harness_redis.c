@@ -2,8 +2,10 @@
  * harness_redis.c — throwaway redis-server instances for tests (see harness.h).
  *
  * Each server runs as our child on 127.0.0.1 and a free port, in its own dir under h_tmpdir(),
- * logging to redis.log there. It is SIGKILLed and reaped at exit unless the test stopped it;
- * PR_SET_PDEATHSIG takes it down too if the test program itself is killed.
+ * logging to redis.log there. A TLS server takes TLS only on that port and plain commands on a
+ * unix socket in its dir, which is what the harness's own client uses. It is SIGKILLed and reaped
+ * at exit unless the test stopped it; PR_SET_PDEATHSIG takes it down too if the test program itself
+ * is killed.
  *
  * Threads: the test's main thread only.
  */
@@ -37,6 +39,7 @@ typedef struct {
     h_redis_t pub;
     int cleanup; /* handle from h_cleanup_register */
     char uri[64];
+    char tls_args[4096]; /* the TLS options, for a TLS server */
 } redis_server_t;
 
 typedef enum { SPAWN_OK, SPAWN_PORT_TAKEN } spawn_result_t;
@@ -93,19 +96,26 @@ static const char *log_tail(const h_redis_t *redis, long since) {
  * SIGPIPE stays ignored across the exec (harness_common.c ignores it in the test program), which
  * redis-server does not notice: it ignores SIGPIPE itself as it starts. */
 static pid_t start_server(const h_redis_t *redis) {
-    char port[16], path[600], extra[sizeof(redis->extra)];
-    const char *argv[16 + MAX_EXTRA_ARGS] = {
+    const redis_server_t *server = (const redis_server_t *)redis;
+    char port[16], path[600], extra[sizeof(redis->extra)], tls_args[sizeof(server->tls_args)];
+    const char *argv[32 + MAX_EXTRA_ARGS] = {
         "redis-server", "--port", port,    "--bind",   "127.0.0.1",   "--save", "",
         "--appendonly", "no",     "--dir", redis->dir, "--daemonize", "no"};
     int argc = 13;
 
-    snprintf(port, sizeof(port), "%d", redis->port);
-    /* Extra arguments come last: redis-server lets a later option override an earlier one. */
+    snprintf(port, sizeof(port), "%d", redis->tls ? 0 : redis->port);
+    /* TLS options, then extra arguments, come last: redis-server lets a later option override
+     * an earlier one. */
+    snprintf(tls_args, sizeof(tls_args), "%s", server->tls_args);
     snprintf(extra, sizeof(extra), "%s", redis->extra);
-    for (char *save, *word = strtok_r(extra, " ", &save); word; word = strtok_r(NULL, " ", &save)) {
-        if (argc == (int)(sizeof(argv) / sizeof(argv[0])) - 1)
-            break;
-        argv[argc++] = word;
+    char *lists[] = {tls_args, extra};
+    for (size_t l = 0; l < 2; l++) {
+        for (char *save, *word = strtok_r(lists[l], " ", &save); word;
+             word = strtok_r(NULL, " ", &save)) {
+            if (argc == (int)(sizeof(argv) / sizeof(argv[0])) - 1)
+                break;
+            argv[argc++] = word;
+        }
     }
     argv[argc] = NULL;
 
@@ -126,9 +136,16 @@ static pid_t start_server(const h_redis_t *redis) {
 
 /* True when the server on redis->port is ours (INFO's process_id is our child's pid): a PONG
  * alone could come from another test's server that took the port first. */
+/* The harness's plain connection: TCP, or the unix socket of a TLS server. */
+static redisContext *connect_plain(const h_redis_t *redis, struct timeval tv) {
+    if (redis->tls)
+        return redisConnectUnixWithTimeout(redis->unix_socket, tv);
+    return redisConnectWithTimeout("127.0.0.1", redis->port, tv);
+}
+
 static bool answers_as_ours(const h_redis_t *redis) {
     struct timeval tv = {.tv_sec = 0, .tv_usec = 200000};
-    redisContext *ctx = redisConnectWithTimeout("127.0.0.1", redis->port, tv);
+    redisContext *ctx = connect_plain(redis, tv);
     bool ours = false;
     if (ctx && !ctx->err && redisSetTimeout(ctx, tv) == REDIS_OK) {
         redisReply *reply = redisCommand(ctx, "INFO server");
@@ -199,7 +216,7 @@ static void cleanup_server(void *arg) {
     free(redis);
 }
 
-h_redis_t *h_redis_start(const char *extra_args) {
+static h_redis_t *start(const char *extra_args, bool tls) {
     static int started;
     redis_server_t *server = calloc(1, sizeof(*server));
     if (!server)
@@ -211,17 +228,44 @@ h_redis_t *h_redis_start(const char *extra_args) {
     snprintf(redis->dir, sizeof(redis->dir), "%s/redis-%d", h_tmpdir(), ++started);
     if (mkdir(redis->dir, 0755) != 0)
         h_fatal("mkdir %s: %s", redis->dir, strerror(errno));
+    if (tls) {
+        const h_tls_files_t *files = h_tls_files();
+        redis->tls = true;
+        snprintf(redis->unix_socket, sizeof(redis->unix_socket), "%s/redis.sock", redis->dir);
+        snprintf(server->tls_args, sizeof(server->tls_args),
+                 "--tls-cert-file %s --tls-key-file %s --tls-ca-cert-file %s "
+                 "--unixsocket %s --unixsocketperm 700",
+                 files->server_cert, files->server_key, files->ca_cert, redis->unix_socket);
+    }
     server->cleanup = h_cleanup_register(cleanup_server, redis);
 
     for (int attempt = 0;; attempt++) {
         if (attempt == PORT_ATTEMPTS)
             h_fatal("redis-server: no free port after %d attempts", PORT_ATTEMPTS);
         redis->port = free_port();
+        if (tls) {
+            /* The TLS port is set here: --port stays 0 (no plain TCP). */
+            char *port_arg = strstr(server->tls_args, " --tls-port ");
+            if (port_arg)
+                *port_arg = '\0';
+            size_t len = strlen(server->tls_args);
+            snprintf(server->tls_args + len, sizeof(server->tls_args) - len, " --tls-port %d",
+                     redis->port);
+        }
         if (spawn(redis) == SPAWN_OK)
             break;
     }
-    snprintf(server->uri, sizeof(server->uri), "redis://127.0.0.1:%d", redis->port);
+    snprintf(server->uri, sizeof(server->uri), "%s://127.0.0.1:%d", tls ? "rediss" : "redis",
+             redis->port);
     return redis;
+}
+
+h_redis_t *h_redis_start(const char *extra_args) {
+    return start(extra_args, false);
+}
+
+h_redis_t *h_redis_start_tls(const char *extra_args) {
+    return start(extra_args, true);
 }
 
 void h_redis_kill(h_redis_t *redis) {
@@ -273,7 +317,7 @@ static void client_connect(h_redis_t *redis, int64_t until) {
      * fails the test instead of hanging it. */
     struct timeval command_tv = {.tv_sec = 30, .tv_usec = 0};
     while (!redis->client) {
-        redisContext *ctx = redisConnectWithTimeout("127.0.0.1", redis->port, connect_tv);
+        redisContext *ctx = connect_plain(redis, connect_tv);
         if (ctx && !ctx->err && redisSetTimeout(ctx, command_tv) == REDIS_OK) {
             redis->client = ctx;
             return;

@@ -89,6 +89,20 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         }
         if (c->paused && list->cnt) /* a pause covers partitions that arrive later too */
             rd_kafka_pause_partitions(rk, list);
+        /* An absolute start offset on_assign chose (exactly-once: the one Redis holds) is
+         * stored too, so the committed offset catches up with what is already applied even
+         * when no record follows (lag and a later at-least-once run would see it). */
+        if (!error && !aerr) {
+            rd_kafka_topic_partition_list_t *start = rd_kafka_topic_partition_list_new(list->cnt);
+            for (int i = 0; i < list->cnt; i++)
+                if (list->elems[i].offset >= 0)
+                    rd_kafka_topic_partition_list_add(start, list->elems[i].topic,
+                                                      list->elems[i].partition)
+                        ->offset = list->elems[i].offset;
+            if (start->cnt)
+                rd_kafka_offsets_store(rk, start);
+            rd_kafka_topic_partition_list_destroy(start);
+        }
     } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
         bool lost = rd_kafka_assignment_lost(rk);
         rkb_log_info(c->component, "%s %s", lost ? "lost" : "revoked", desc.data);

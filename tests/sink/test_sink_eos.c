@@ -21,7 +21,7 @@ static h_broker_t *broker;
 
 static int setup(void **state) {
     redis = h_redis_start(NULL);
-    broker = h_broker_start(1, "e1:1,e3:1,e4:1,e5:1,edown:1,edlq:1,edlq_out:1,dcrash:1,dcrash_out:1,crash:4,crash_alo:4");
+    broker = h_broker_start(1, "e1:1,e1b:1,e3:1,e4:1,e5:1,edown:1,edlq:1,edlq_out:1,dcrash:1,dcrash_out:1,crash:4,crash_alo:4");
     return 0;
 }
 
@@ -105,6 +105,33 @@ static void test_e1_crash_between_apply_and_commit(void **state) {
     stored = h_redis_str(redis, "GET rkbridge:offset:{e1:0}:e1");
     assert_string_equal(stored, "10");
     free(stored);
+}
+
+/* The crash comes after Redis applied the last record: on restart nothing is left to consume,
+ * and still the committed offset catches up with Redis's (stored at assignment). */
+static void test_e1_crash_after_last_apply_commits_on_restart(void **state) {
+    produce_n("e1b", 0, 10, "x");
+    char *text = counter_config("e1b", "e1b", "batch.size=1\n");
+    const char *const crash_env[] = {"RKB_FAILPOINT=crash_after_redis_apply@9", NULL};
+    h_proc_t *proc = h_rkbridge_run(text, crash_env);
+    int status = h_proc_wait(proc, 60000);
+    if (status != 128 + SIGKILL)
+        sink_dump_output(proc);
+    assert_int_equal(status, 128 + SIGKILL);
+    h_proc_free(proc);
+    assert_true(h_committed(broker, "connect-e1b", "e1b", 0) < 10);
+
+    proc = h_rkbridge_run(text, NULL);
+    free(text);
+    bool done = H_WAIT_FOR(h_committed(broker, "connect-e1b", "e1b", 0) == 10, 60000);
+    if (!done)
+        sink_dump_output(proc);
+    assert_true(done);
+    assert_int_equal(h_proc_stop(proc, SIGTERM, 30000), 0);
+    h_proc_free(proc);
+    char *count = h_redis_str(redis, "HGET cnt:{e1b} u1");
+    assert_string_equal(count, "10");
+    free(count);
 }
 
 /* Runs a counter connector over 10 records with a Redis offset and a Kafka committed offset
@@ -425,6 +452,7 @@ static void test_alo_crashes_lose_nothing(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_e1_crash_between_apply_and_commit),
+        cmocka_unit_test(test_e1_crash_after_last_apply_commits_on_restart),
         cmocka_unit_test(test_e3_redis_ahead_of_kafka),
         cmocka_unit_test(test_e4_redis_behind_kafka),
         cmocka_unit_test(test_e5_no_redis_offset_uses_committed),

@@ -67,25 +67,15 @@ const char *rkb_cache_script(size_t *len) {
 
 int rkb_cache_load(rkb_redis_t *redis, char *errstr, size_t errstr_size) {
     size_t len;
-    const char *argv[] = {"SCRIPT", "LOAD", rkb_cache_script(&len)};
-    const size_t argvlen[] = {6, 4, len};
-    redisReply *reply = rkb_redis_command(redis, 3, argv, argvlen, errstr, errstr_size);
-    if (!reply)
-        return RKB_REDIS_ERR_IO;
-    int err = RKB_REDIS_OK;
-    if (reply->type == REDIS_REPLY_STRING && reply->len == 40) {
+    const char *text = rkb_cache_script(&len);
+    char sha[41];
+    int err = rkb_redis_script_load(redis, "the cache script", text, len, sha, errstr,
+                                    errstr_size);
+    if (err == RKB_REDIS_OK) {
         pthread_mutex_lock(&sha_lock);
-        memcpy(script_sha, reply->str, 40);
-        script_sha[40] = '\0';
+        memcpy(script_sha, sha, sizeof(script_sha));
         pthread_mutex_unlock(&sha_lock);
-    } else {
-        err = reply->type == REDIS_REPLY_ERROR && rkb_redis_error_is_transient(reply->str)
-                  ? RKB_REDIS_ERR_IO
-                  : RKB_REDIS_ERR_PROTO;
-        snprintf(errstr, errstr_size, "SCRIPT LOAD of the cache script failed: %s",
-                 reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
     }
-    freeReplyObject(reply);
     return err;
 }
 

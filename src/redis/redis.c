@@ -730,3 +730,34 @@ bool rkb_redis_error_is_transient(const char *msg) {
     }
     return false;
 }
+
+int rkb_redis_error_code(const char *msg) {
+    if (rkb_redis_error_is_transient(msg))
+        return RKB_REDIS_ERR_IO;
+    if (!strncmp(msg, "NOPERM", 6) || !strncmp(msg, "NOAUTH", 6))
+        return RKB_REDIS_ERR_AUTH;
+    return RKB_REDIS_ERR_PROTO;
+}
+
+int rkb_redis_script_load(rkb_redis_t *r, const char *what, const char *text, size_t len,
+                          char sha[41], char *errstr, size_t errstr_size) {
+    const char *argv[] = {"SCRIPT", "LOAD", text};
+    const size_t argvlen[] = {6, 4, len};
+    redisReply *reply = rkb_redis_command(r, 3, argv, argvlen, errstr, errstr_size);
+    if (!reply)
+        return RKB_REDIS_ERR_IO;
+    int err = RKB_REDIS_OK;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        err = rkb_redis_error_code(reply->str);
+        snprintf(errstr, errstr_size, "SCRIPT LOAD of %s failed: %s", what, reply->str);
+    } else if (reply->type != REDIS_REPLY_STRING || reply->len != 40) {
+        err = RKB_REDIS_ERR_PROTO;
+        snprintf(errstr, errstr_size, "SCRIPT LOAD of %s: unexpected reply (type %d)", what,
+                 reply->type);
+    } else {
+        memcpy(sha, reply->str, 40);
+        sha[40] = '\0';
+    }
+    freeReplyObject(reply);
+    return err;
+}

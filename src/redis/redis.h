@@ -127,6 +127,18 @@ void rkb_redis_replies_free(redisReply **replies, size_t count);
 redisReply *rkb_redis_command(rkb_redis_t *r, int argc, const char **argv, const size_t *argvlen,
                               char *errstr, size_t errstr_size);
 
+/* The code an error reply stands for: RKB_REDIS_ERR_IO when retrying helps (LOADING, BUSY,
+ * ...: rkb_redis_error_is_transient), RKB_REDIS_ERR_AUTH for NOPERM/NOAUTH (an ACL user without
+ * the command), else RKB_REDIS_ERR_PROTO. */
+int rkb_redis_error_code(const char *msg);
+
+/* SCRIPT LOADs text (len bytes) and writes its SHA (40 hex digits and a NUL) to sha. what
+ * names the script in errstr ("the exactly-once script"). Returns RKB_REDIS_OK; RKB_REDIS_ERR_IO
+ * when the connection failed or Redis is busy/loading (retry later); RKB_REDIS_ERR_AUTH for an
+ * ACL user without SCRIPT/EVALSHA (NOPERM); RKB_REDIS_ERR_PROTO for anything else. */
+int rkb_redis_script_load(rkb_redis_t *r, const char *what, const char *text, size_t len,
+                          char sha[41], char *errstr, size_t errstr_size);
+
 /*
  * Subscriber connections (SUBSCRIBE, PSUBSCRIBE): Redis pushes messages whenever it has them,
  * so the command and its replies are decoupled. rkb_redis_send writes one command without

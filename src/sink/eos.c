@@ -100,39 +100,17 @@ bool rkb_eos_error_is_noscript(const char *msg) {
     return msg && !strncmp(msg, "NOSCRIPT", 8) && (msg[8] == ' ' || msg[8] == '\0');
 }
 
-/* Error replies the caller cannot fix by retrying map to PROTO; NOPERM (an ACL user without
- * EVALSHA/SCRIPT) to AUTH, as at connect. */
-static int error_code(const char *msg) {
-    if (rkb_redis_error_is_transient(msg))
-        return RKB_REDIS_ERR_IO;
-    if (!strncmp(msg, "NOPERM", 6) || !strncmp(msg, "NOAUTH", 6))
-        return RKB_REDIS_ERR_AUTH;
-    return RKB_REDIS_ERR_PROTO;
-}
-
 int rkb_eos_load(rkb_redis_t *redis, char *errstr, size_t errstr_size) {
     size_t script_len;
-    const char *argv[] = {"SCRIPT", "LOAD", script_text(&script_len)};
-    const size_t argvlen[] = {6, 4, script_len};
-    redisReply *reply = rkb_redis_command(redis, 3, argv, argvlen, errstr, errstr_size);
-    if (!reply)
-        return RKB_REDIS_ERR_IO;
-    int err = RKB_REDIS_OK;
-    if (reply->type == REDIS_REPLY_ERROR) {
-        err = error_code(reply->str);
-        snprintf(errstr, errstr_size, "SCRIPT LOAD of the exactly-once script failed: %s",
-                 reply->str);
-    } else if (reply->type != REDIS_REPLY_STRING || reply->len != 40) {
-        err = RKB_REDIS_ERR_PROTO;
-        snprintf(errstr, errstr_size,
-                 "SCRIPT LOAD of the exactly-once script: unexpected reply (type %d)", reply->type);
-    } else {
+    const char *script = script_text(&script_len);
+    char sha[41];
+    int err = rkb_redis_script_load(redis, "the exactly-once script", script, script_len, sha,
+                                    errstr, errstr_size);
+    if (err == RKB_REDIS_OK) {
         pthread_mutex_lock(&sha_lock);
-        memcpy(script_sha, reply->str, 40);
-        script_sha[40] = '\0';
+        memcpy(script_sha, sha, sizeof(script_sha));
         pthread_mutex_unlock(&sha_lock);
     }
-    freeReplyObject(reply);
     return err;
 }
 
@@ -351,7 +329,7 @@ static int parse_offset(const redisReply *reply, const char *key, int64_t *offse
     }
     if (reply->type == REDIS_REPLY_ERROR) {
         snprintf(errstr, errstr_size, "reading offset key '%s': %s", key, reply->str);
-        return error_code(reply->str);
+        return rkb_redis_error_code(reply->str);
     }
     if (reply->type == REDIS_REPLY_STRING && strlen(reply->str) == reply->len &&
         !rkb_parse_int64(reply->str, 0, INT64_MAX, offset))

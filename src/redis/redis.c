@@ -11,6 +11,8 @@
  */
 #include "redis/redis.h"
 
+#include "metrics/metrics.h"
+
 #include "util/log.h"
 #include "util/util.h"
 
@@ -35,7 +37,15 @@ struct rkb_redis_s {
     char addr[320];        /* "host:port", the prefix of every errstr */
     redisContext *ctx;     /* NULL when not connected */
     rkb_buf_t resp;        /* the RESP text of the last batch, reused */
+    rkb_task_metrics_t *metrics; /* of the task that made the handle, or NULL */
+    rkb_conn_state_t state;      /* as reported to metrics */
 };
+
+/* Connection state and round trips go to the owning task's metrics (metrics/metrics.h). */
+static void set_state(rkb_redis_t *r, rkb_conn_state_t state) {
+    rkb_task_metrics_redis_conn(r->metrics, r->state, state);
+    r->state = state;
+}
 
 const char *rkb_redis_err2str(rkb_redis_err_t err) {
     switch (err) {
@@ -298,6 +308,7 @@ rkb_redis_t *rkb_redis_new(const rkb_redis_conf_t *conf, const char *component) 
     snprintf(r->addr, sizeof(r->addr), "%s%s%s:%d", ipv6 ? "[" : "", r->conf.host, ipv6 ? "]" : "",
              r->conf.port);
     rkb_buf_init(&r->resp);
+    r->metrics = rkb_task_metrics_current();
     return r;
 }
 
@@ -305,6 +316,7 @@ void rkb_redis_destroy(rkb_redis_t *r) {
     if (!r)
         return;
     rkb_redis_close(r);
+    set_state(r, RKB_CONN_UNKNOWN);
     rkb_redis_conf_clear(&r->conf);
     free(r->component);
     rkb_buf_free(&r->resp);
@@ -320,6 +332,7 @@ void rkb_redis_close(rkb_redis_t *r) {
         return;
     redisFree(r->ctx);
     r->ctx = NULL;
+    set_state(r, RKB_CONN_UNKNOWN);
     rkb_log_info(r->component, "closed the connection to redis %s", r->addr);
 }
 
@@ -340,6 +353,7 @@ static void connection_lost(rkb_redis_t *r, char *errstr, size_t errstr_size) {
         snprintf(errstr, errstr_size, "redis %s: %s", r->addr, reason);
     redisFree(r->ctx);
     r->ctx = NULL;
+    set_state(r, RKB_CONN_DOWN);
     rkb_log_info(r->component, "disconnected: %s", errstr);
 }
 
@@ -429,9 +443,17 @@ static int session_setup(rkb_redis_t *r, char *errstr, size_t errstr_size) {
     return setup_step(r, "PING", false, 1, argv, errstr, errstr_size);
 }
 
+static int connect_once(rkb_redis_t *r, char *errstr, size_t errstr_size);
+
 /* @locality: the thread that owns r (blocks for up to the connect timeout plus one command
  * timeout per setup command). */
 int rkb_redis_connect(rkb_redis_t *r, char *errstr, size_t errstr_size) {
+    int err = connect_once(r, errstr, errstr_size);
+    set_state(r, err == RKB_REDIS_OK ? RKB_CONN_UP : RKB_CONN_DOWN);
+    return err;
+}
+
+static int connect_once(rkb_redis_t *r, char *errstr, size_t errstr_size) {
     const rkb_redis_conf_t *conf = &r->conf;
     if (r->ctx)
         rkb_redis_close(r);
@@ -534,6 +556,7 @@ int rkb_redis_pipeline(rkb_redis_t *r, const rkb_cmds_t *cmds, redisReply **repl
         return RKB_REDIS_ERR_IO;
     }
 
+    int64_t started_us = rkb_now_us();
     sigpipe_guard_t guard;
     sigpipe_block(&guard);
     size_t got = 0;
@@ -551,6 +574,7 @@ int rkb_redis_pipeline(rkb_redis_t *r, const rkb_cmds_t *cmds, redisReply **repl
         connection_lost(r, errstr, errstr_size);
         return RKB_REDIS_ERR_IO;
     }
+    rkb_task_metrics_redis_round_trip(r->metrics, rkb_now_us() - started_us, count);
     return RKB_REDIS_OK;
 }
 
@@ -568,12 +592,15 @@ redisReply *rkb_redis_command(rkb_redis_t *r, int argc, const char **argv, const
         snprintf(errstr, errstr_size, "redis %s: not connected", r->addr);
         return NULL;
     }
+    int64_t started_us = rkb_now_us();
     sigpipe_guard_t guard;
     sigpipe_block(&guard);
     redisReply *reply = redisCommandArgv(r->ctx, argc, argv, argvlen);
     sigpipe_unblock(&guard);
     if (!reply)
         connection_lost(r, errstr, errstr_size);
+    else
+        rkb_task_metrics_redis_round_trip(r->metrics, rkb_now_us() - started_us, 1);
     return reply;
 }
 
@@ -644,6 +671,7 @@ int rkb_redis_read(rkb_redis_t *r, int timeout_ms, redisReply **reply, char *err
             snprintf(errstr, errstr_size, "redis %s: poll: %s", r->addr, strerror(errno));
             redisFree(r->ctx);
             r->ctx = NULL;
+            set_state(r, RKB_CONN_DOWN);
             rkb_log_info(r->component, "disconnected: %s", errstr);
             return RKB_REDIS_ERR_IO;
         }

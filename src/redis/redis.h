@@ -6,6 +6,9 @@
  * reconnection. The reply parser and command types are hiredis's (redisReply); the socket is
  * ours to replace later (TLS, Redis Cluster routing live here, not in the callers).
  *
+ * A handle made on a task's thread reports its connection state and the time of each round
+ * trip to that task's metrics (metrics/metrics.h).
+ *
  * A rkb_redis_t is used by one thread at a time.
  */
 #ifndef RKB_REDIS_REDIS_H

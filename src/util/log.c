@@ -3,6 +3,7 @@
  */
 #include "util/log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -12,6 +13,21 @@
 #include <unistd.h>
 
 static _Atomic int log_level = RKB_LOG_INFO;
+
+/* The status line (rkb_log_status_line), "" when none. */
+#define ERASE_LINE "\r\033[K"
+static pthread_mutex_t status_lock = PTHREAD_MUTEX_INITIALIZER;
+static char status_line[512];
+
+void rkb_log_status_line(const char *text) {
+    pthread_mutex_lock(&status_lock);
+    snprintf(status_line, sizeof(status_line), "%s", text ? text : "");
+    char out[sizeof(status_line) + 8];
+    int n = snprintf(out, sizeof(out), ERASE_LINE "%s", status_line);
+    ssize_t ignored = write(STDERR_FILENO, out, (size_t)n);
+    (void)ignored;
+    pthread_mutex_unlock(&status_lock);
+}
 
 void rkb_log_set_level(rkb_log_level_t level) {
     atomic_store(&log_level, (int)level);
@@ -85,6 +101,16 @@ void rkb_log(rkb_log_level_t level, const char *component, const char *fmt, ...)
     if ((size_t)n >= sizeof(line) - 1)
         n = (int)sizeof(line) - 2; /* truncated: keep one line */
     line[n++] = '\n';
-    ssize_t ignored = write(STDERR_FILENO, line, (size_t)n);
-    (void)ignored;
+    pthread_mutex_lock(&status_lock);
+    if (status_line[0]) { /* over the status line, which comes back below it: one write */
+        char with_status[sizeof(line) + sizeof(status_line) + 8];
+        int m = snprintf(with_status, sizeof(with_status), ERASE_LINE "%.*s%s", n, line,
+                         status_line);
+        ssize_t ignored = write(STDERR_FILENO, with_status, (size_t)m);
+        (void)ignored;
+    } else {
+        ssize_t ignored = write(STDERR_FILENO, line, (size_t)n);
+        (void)ignored;
+    }
+    pthread_mutex_unlock(&status_lock);
 }

@@ -228,6 +228,40 @@ h_proc_t *h_rkbridge_spawn(const char *const *argv, const char *const *env) {
     return &priv->proc;
 }
 
+h_proc_t *h_rkbridge_spawn_tty(const char *const *argv, int *tty_fd) {
+    int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    char slave_path[256];
+    if (master == -1 || grantpt(master) || unlockpt(master) ||
+        ptsname_r(master, slave_path, sizeof(slave_path)))
+        h_fatal("pseudo-terminal: %s", strerror(errno));
+    int slave = open(slave_path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (slave == -1)
+        h_fatal("open %s: %s", slave_path, strerror(errno));
+    size_t argc = 0;
+    while (argv[argc])
+        argc++;
+    const char **child_argv = calloc(argc + 1, sizeof(*child_argv));
+    proc_priv_t *priv = calloc(1, sizeof(*priv));
+    if (!child_argv || !priv)
+        h_fatal("out of memory");
+    child_argv[0] = h_rkbridge_bin();
+    for (size_t i = 1; i < argc; i++)
+        child_argv[i] = argv[i];
+    int log_fd =
+        open_new_file("rkbridge", ".log", priv->proc.log_path, sizeof(priv->proc.log_path));
+    priv->proc.pid = h_spawn(&(h_spawn_opts_t){.path = h_rkbridge_bin(),
+                                               .argv = child_argv,
+                                               .stdin_fd = -1,
+                                               .stdout_fd = log_fd,
+                                               .stderr_fd = slave});
+    close(log_fd);
+    close(slave);
+    free(child_argv);
+    priv->cleanup = h_cleanup_register(proc_cleanup, priv);
+    *tty_fd = master;
+    return &priv->proc;
+}
+
 h_proc_t *h_rkbridge_run(const char *config_text, const char *const *env) {
     char name[64];
     snprintf(name, sizeof(name), "rkbridge-%ld-%d.properties", (long)getpid(), ++file_counter);

@@ -8,9 +8,12 @@
  * connector writes a tombstone for both. Every record goes to partition 0, so reading the topic
  * back replays them in the order they were written; the last record of each key wins.
  *
- * The topic is created (one partition, cleanup.policy=compact) when it does not exist; a broker
- * without CreateTopics (the dev broker) creates it on the first write instead, with its default
- * partition count, which is fine since only partition 0 is used.
+ * The topic is created (one partition, cleanup.policy=compact) when the broker does not know it.
+ * The dev broker (librdkafka 2.0.2's mock) has no CreateTopics, and creates a topic with 4
+ * partitions as soon as any Metadata request names it (even with allow.auto.create.topics=false),
+ * so there the read at start creates it; that is fine since only partition 0 is used. A real
+ * broker that refuses CreateTopics (e.g. a replication factor above its broker count) leaves the
+ * creation to its auto.create.topics.enable at the first write.
  *
  * @locality one thread at a time (the worker serializes its changes); writes block until the
  * broker acknowledged the record (at most about 15 s).

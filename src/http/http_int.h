@@ -32,7 +32,7 @@ typedef struct rkb_http_req_s {
     int status;
     const char *content_type;
     rkb_buf_t out;
-    const char *allow;    /* 405: the methods the path takes */
+    char allow[128];      /* 405: the methods the path takes ("" otherwise) */
     char *location;       /* 201: where the new resource is */
     bool answered;
 } rkb_http_req_t;

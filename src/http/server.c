@@ -227,7 +227,6 @@ static bool route_matches(const rkb_http_req_t *req, const char *pattern, char *
 }
 
 void rkb_http_route(rkb_http_req_t *req, const rkb_http_route_t *routes, size_t route_cnt) {
-    static char allow[128];
     bool path_known = false;
     char *params[8];
     rkb_buf_t methods;
@@ -245,8 +244,7 @@ void rkb_http_route(rkb_http_req_t *req, const rkb_http_route_t *routes, size_t 
         rkb_buf_appendf(&methods, "%s%s", methods.len ? ", " : "", routes[i].method);
     }
     if (path_known) {
-        snprintf(allow, sizeof(allow), "%s", methods.data);
-        req->allow = allow;
+        snprintf(req->allow, sizeof(req->allow), "%s", methods.data);
         rkb_http_error(req, 405, "HTTP 405 Method Not Allowed");
     } else {
         rkb_http_error(req, 404, "HTTP 404 Not Found");
@@ -265,7 +263,7 @@ static enum MHD_Result send_answer(struct MHD_Connection *connection, rkb_http_r
         MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, req->content_type);
     if (req->status == 401)
         MHD_add_response_header(response, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
-    if (req->allow)
+    if (req->allow[0])
         MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, req->allow);
     if (req->location)
         MHD_add_response_header(response, MHD_HTTP_HEADER_LOCATION, req->location);

@@ -138,8 +138,16 @@ static void append_number(rkb_buf_t *out, double v) {
         rkb_buf_appends(out, v > 0 ? "+Inf" : "-Inf");
     else if (v == floor(v) && fabs(v) < 9007199254740992.0)
         rkb_buf_appendf(out, "%.0f", v);
-    else
-        rkb_buf_appendf(out, "%.17g", v);
+    else {
+        /* The shortest text that reads back as the same double (0.3, not 0.29999999999999999). */
+        char text[32];
+        for (int precision = 15; precision <= 17; precision++) {
+            snprintf(text, sizeof(text), "%.*g", precision, v);
+            if (strtod(text, NULL) == v)
+                break;
+        }
+        rkb_buf_appends(out, text);
+    }
 }
 
 /* "NAME{labels,extra}" or "NAME{extra}" or "NAME". */

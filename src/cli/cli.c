@@ -205,11 +205,18 @@ int rkb_cli_run(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* The files' connectors first: they do not wait for the config topic. */
+    rkb_worker_tick(w, 0);
+    /* Without files the worker is only its stored connectors and its API: it cannot go on
+     * without the config topic. With files, those run, and the API refuses changes. */
     char why[1024];
-    if (rkb_worker_start(w, why, sizeof(why))) {
-        rkb_log_error(NULL, "cannot start the worker: %s", why);
-        rkb_worker_destroy(w);
-        return 1;
+    if (rkb_worker_start(w, !files, why, sizeof(why))) {
+        if (!files) {
+            rkb_log_error(NULL, "cannot start the worker: %s", why);
+            rkb_worker_destroy(w);
+            return 1;
+        }
+        rkb_log_warn(NULL, "%s: the connectors of the files run; the REST API refuses changes", why);
     }
     /* The REST API. Several `rkbridge run FILE` on one host all try the default port: for them
      * (files, no listener asked for) a port in use only costs the API, as before it existed. */

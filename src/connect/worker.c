@@ -42,6 +42,7 @@ typedef struct entry_s {
 struct rkb_worker_s {
     rkb_config_t *conf;
     rkb_store_t *store;
+    char *store_error; /* the config topic could not be read at start: changes are refused */
     char *worker_id;
     pthread_mutex_t lock; /* entries, their fields, pending, worker_id */
     pthread_cond_t wake;
@@ -129,15 +130,16 @@ static void inherit(rkb_worker_t *w, rkb_config_t *conf, rkb_errors_t *errs) {
     rkb_config_foreach_kafka(w->conf, inherit_one, &in);
 }
 
-/* The whole validation of a connector config: the table's, then the kind's own (which relies
- * on the first being clean, as `rkbridge validate` does). Returns the number of problems. */
+/* The whole validation of a connector config, after its values were set (errs holds what
+ * setting them found): the table's cross-key checks always, then the kind's own, which rely on
+ * a clean config (as `rkbridge validate` does). Returns the number of problems in errs. */
 static size_t validate_conf(const rkb_config_t *conf, rkb_errors_t *errs) {
     size_t before = errs->cnt;
     rkb_config_validate(conf, errs);
     const rkb_task_ops_t *ops = rkb_task_ops(rkb_config_connector_kind(conf));
-    if (errs->cnt == before && ops)
+    if (errs->cnt == 0 && before == 0 && ops)
         ops->validate(conf, errs);
-    return errs->cnt - before;
+    return errs->cnt;
 }
 
 /* A connector config from a JSON object of strings, with the worker's kafka.* inherited. */
@@ -269,8 +271,14 @@ bool rkb_worker_add_file(rkb_worker_t *w, const char *path, rkb_errors_t *errs) 
     rkb_config_foreach_set(conf, snapshot_one, config);
     if (errs->cnt == before) {
         inherit(w, conf, errs);
-        if (errs->cnt == before)
-            validate_conf(conf, errs);
+        if (errs->cnt == before) {
+            rkb_errors_t found;
+            rkb_errors_init(&found);
+            validate_conf(conf, &found);
+            for (size_t i = 0; i < found.cnt; i++)
+                rkb_errors_add(errs, "%s", found.msgs[i]);
+            rkb_errors_clear(&found);
+        }
     }
     const char *name = rkb_config_get(conf, "name");
     if (errs->cnt == before && find(w, name))
@@ -321,7 +329,7 @@ static void on_stored(const char *name, json_t *config, const char *target_state
         e->target = RKB_TARGET_STOPPED;
 }
 
-int rkb_worker_start(rkb_worker_t *w, char *errstr, size_t errstr_size) {
+int rkb_worker_start(rkb_worker_t *w, bool required, char *errstr, size_t errstr_size) {
     w->store = rkb_store_open(w->conf, errstr, errstr_size);
     if (!w->store) {
         if (*errstr)
@@ -333,8 +341,22 @@ int rkb_worker_start(rkb_worker_t *w, char *errstr, size_t errstr_size) {
     }
     pthread_mutex_lock(&w->lock);
     int rc = rkb_store_load(w->store, on_stored, w, errstr, errstr_size);
+    if (rc && !required)
+        w->store_error = rkb_strdup(errstr);
     pthread_mutex_unlock(&w->lock);
     return rc;
+}
+
+/* True (with errstr) when changes must be refused: the config topic was not read at start, so
+ * a change stored now could shadow or be shadowed by what it holds. */
+static bool store_unavailable(rkb_worker_t *w, char *errstr, size_t errstr_size) {
+    if (!w->store_error)
+        return false;
+    snprintf(errstr, errstr_size,
+             "connectors cannot be created or changed: the worker could not read its config "
+             "topic at start (%s); restart it once the brokers answer",
+             w->store_error);
+    return true;
 }
 
 /* Starts entry e's connector from its config (the main thread, without the lock: config and
@@ -352,7 +374,7 @@ static void start_entry(rkb_worker_t *w, entry_t *e) {
     json_decref(config);
     char why[2048] = "";
     rkb_connector_t *conn = NULL;
-    if (errs.cnt || validate_conf(conf, &errs)) {
+    if (validate_conf(conf, &errs)) {
         invalid_message(&errs, why, sizeof(why));
         rkb_config_destroy(conf);
     } else {
@@ -522,6 +544,7 @@ void rkb_worker_destroy(rkb_worker_t *w) {
         entry_free(w->entries[i]);
     free(w->entries);
     rkb_store_destroy(w->store);
+    free(w->store_error);
     rkb_config_destroy(w->conf);
     free(w->worker_id);
     pthread_mutex_destroy(&w->lock);
@@ -698,13 +721,17 @@ rkb_worker_rc_t rkb_worker_put(rkb_worker_t *w, const char *name, json_t *config
     rkb_errors_t errs;
     rkb_errors_init(&errs);
     rkb_config_t *conf = NULL;
+    if (!file && store_unavailable(w, errstr, errstr_size)) {
+        rc = RKB_WORKER_UNAVAILABLE;
+        goto done;
+    }
     if (exists && create_only) {
         snprintf(errstr, errstr_size, "Connector %s already exists", name);
         rc = RKB_WORKER_CONFLICT;
         goto done;
     }
     conf = conf_from_json(w, normalized, &errs);
-    if (errs.cnt || validate_conf(conf, &errs)) {
+    if (validate_conf(conf, &errs)) {
         invalid_message(&errs, errstr, errstr_size);
         rc = RKB_WORKER_INVALID;
         goto done;
@@ -761,6 +788,8 @@ rkb_worker_rc_t rkb_worker_set_target(rkb_worker_t *w, const char *name, rkb_tar
     char why[1024];
     if (!e) {
         rc = RKB_WORKER_NOT_FOUND;
+    } else if (!e->file && store_unavailable(w, errstr, errstr_size)) {
+        rc = RKB_WORKER_UNAVAILABLE;
     } else if (store && rkb_store_put_target(w->store, name, target_name(target), why,
                                              sizeof(why))) {
         snprintf(errstr, errstr_size, "could not store the connector's target state: %s", why);
@@ -841,6 +870,8 @@ rkb_worker_rc_t rkb_worker_delete(rkb_worker_t *w, const char *name, char *errst
     char why[1024];
     if (!e) {
         rc = RKB_WORKER_NOT_FOUND;
+    } else if (!file && store_unavailable(w, errstr, errstr_size)) {
+        rc = RKB_WORKER_UNAVAILABLE;
     } else if (store && rkb_store_delete(w->store, name, why, sizeof(why))) {
         snprintf(errstr, errstr_size, "could not delete the stored connector: %s", why);
         rc = RKB_WORKER_STORE_FAILED;
@@ -1010,10 +1041,7 @@ rkb_worker_rc_t rkb_worker_validate(rkb_worker_t *w, const char *plugin, json_t 
     rkb_errors_t errs;
     rkb_errors_init(&errs);
     rkb_config_t *conf = conf_from_json(w, submitted, &errs);
-    if (!errs.cnt)
-        validate_conf(conf, &errs);
-    else
-        rkb_config_validate(conf, &errs); /* the cross-key checks still say what they can */
+    validate_conf(conf, &errs);
 
     json_t *configs = json_array(), *groups = json_array();
     size_t cnt;

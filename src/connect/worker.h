@@ -42,6 +42,7 @@ typedef enum {
     RKB_WORKER_CONFLICT,      /* the connector exists already (POST /connectors) */
     RKB_WORKER_INVALID,       /* the request or the config is not valid */
     RKB_WORKER_STORE_FAILED,  /* the config topic could not be written: nothing changed */
+    RKB_WORKER_UNAVAILABLE,   /* the config topic could not be read at start: no changes */
 } rkb_worker_rc_t;
 
 /* What a connector is asked to be (Kafka Connect's target states). */
@@ -64,8 +65,11 @@ void rkb_worker_set_id(rkb_worker_t *w, const char *worker_id);
  * registered, to be started by the first tick. @locality main thread, before rkb_worker_start */
 bool rkb_worker_add_file(rkb_worker_t *w, const char *path, rkb_errors_t *errs);
 /* Reads the config topic (if the worker has one) and registers the connectors it holds; a file
- * connector of the same name wins. Returns 0, or -1 with errstr. @locality main thread */
-int rkb_worker_start(rkb_worker_t *w, char *errstr, size_t errstr_size);
+ * connector of the same name wins. Returns 0, or -1 with errstr when the topic cannot be read:
+ * with required the worker cannot go on; without, it runs its files and answers requests that
+ * would change connectors with RKB_WORKER_UNAVAILABLE (nothing is stored that could not be read
+ * back). @locality main thread */
+int rkb_worker_start(rkb_worker_t *w, bool required, char *errstr, size_t errstr_size);
 
 /* Does what requests asked for (start, stop, restart, delete), then waits up to wait_ms for the
  * next request (returns early when one comes). @locality main thread */

@@ -5,7 +5,8 @@
  * Statuses as Kafka Connect answers them: 201 for a new connector, 202 for pause, resume, stop
  * and a restart with includeTasks/onlyFailed (with the status to be), 204 for a plain restart and
  * a delete, 404 for an unknown connector or task, 409 for a name taken, 400 for an invalid
- * request or config, 500 when the config topic cannot be written.
+ * request or config, 500 when the config topic cannot be written, 503 when it could not be read
+ * at start.
  */
 #include "http/http_int.h"
 
@@ -26,6 +27,9 @@ static void worker_error(rkb_http_req_t *req, rkb_worker_rc_t rc, const char *na
         break;
     case RKB_WORKER_INVALID:
         rkb_http_error(req, 400, "%s", errstr);
+        break;
+    case RKB_WORKER_UNAVAILABLE:
+        rkb_http_error(req, 503, "%s", errstr);
         break;
     default:
         rkb_http_error(req, 500, "%s", errstr && *errstr ? errstr : "internal error");

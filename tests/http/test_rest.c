@@ -632,6 +632,48 @@ static void test_files_and_api(void **state) {
     free(wt);
 }
 
+/* Brokers unreachable at start: a worker without files cannot start; with files, they run and
+ * the API refuses changes (503) rather than storing what it could not read back. */
+static void test_config_topic_unreadable(void **state) {
+    const char *wt = "kafka.bootstrap.servers=127.0.0.1:1\nconfig.storage.topic=unreachable\n";
+    const char *path = h_write_file("unreachable-worker.properties", wt);
+    const char *alone[] = {"rkbridge", "run", "--listen", "127.0.0.1:0", "--worker", path, NULL};
+    h_proc_t *proc = h_rkbridge_spawn(alone, NULL);
+    assert_int_equal(h_proc_wait(proc, WAIT_MS), 1);
+    char *out = h_proc_output(proc);
+    assert_non_null(strstr(out, "cannot start the worker: reading the connector configurations "
+                                "from topic unreachable"));
+    free(out);
+    h_proc_free(proc);
+
+    char *file_text = NULL;
+    assert_true(asprintf(&file_text,
+                         "name=file-source\n"
+                         "connector.class=com.redis.kafka.connect.RedisStreamSourceConnector\n"
+                         "redis.uri=%s\nredis.stream.name=unreachablestream\n",
+                         h_redis_uri(redis)) > 0);
+    const char *file = h_write_file("file-source.properties", file_text);
+    free(file_text);
+    char address[128];
+    const char *const files[] = {file, NULL};
+    proc = h_worker_start(wt, files, address, sizeof(address));
+    assert_true(H_WAIT_FOR(http_states_are(address, "file-source", "RUNNING", "RUNNING", 1),
+                           WAIT_MS));
+    char *seed = seed_payload(redis, "refused", "refusedstream");
+    int status;
+    json_t *err = http_json(address, "POST", "/connectors", seed, NULL, &status);
+    free(seed);
+    assert_int_equal(status, 503);
+    assert_connect_error(err, 503);
+    json_decref(err);
+    /* What concerns the file's connector alone still works. */
+    assert_int_equal(http_status(address, "PUT", "/connectors/file-source/pause", NULL), 202);
+    assert_true(H_WAIT_FOR(http_states_are(address, "file-source", "PAUSED", "PAUSED", 1),
+                           WAIT_MS));
+    assert_int_equal(h_proc_stop(proc, SIGTERM, 30000), 0);
+    h_proc_free(proc);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_connector_lifecycle),
@@ -640,6 +682,7 @@ int main(void) {
         cmocka_unit_test(test_token_and_body_limit),
         cmocka_unit_test(test_restart_brings_connectors_back),
         cmocka_unit_test(test_files_and_api),
+        cmocka_unit_test(test_config_topic_unreadable),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

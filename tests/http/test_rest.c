@@ -299,6 +299,75 @@ static void test_sink_pause_stays_in_group(void **state) {
     free(wt);
 }
 
+/* ---- A FAILED task ------------------------------------------------------------------------- */
+
+/* A record the sink cannot write (not JSON for a HASH, errors.tolerance=none) fails its task:
+ * FAILED with the reason as trace, /health 503; restart?includeTasks&onlyFailed restarts that
+ * task only, and it fails again on the same record. */
+static void test_failed_task(void **state) {
+    char *wt = worker_text("rest-configs-failed", NULL);
+    char address[128];
+    h_proc_t *proc = h_worker_start(wt, NULL, address, sizeof(address));
+    char *body = NULL;
+    assert_true(asprintf(&body,
+                         "{\"name\":\"failing\",\"config\":{\"connector.class\":"
+                         "\"com.redis.kafka.connect.RedisSinkConnector\",\"topics\":\"badin\","
+                         "\"redis.uri\":\"%s\",\"redis.type\":\"HASH\","
+                         "\"value.converter\":\"json\",\"value.converter.schemas.enable\":\"false\","
+                         "\"kafka.session.timeout.ms\":\"6000\","
+                         "\"kafka.heartbeat.interval.ms\":\"500\"}}",
+                         h_redis_uri(redis)) > 0);
+    assert_int_equal(http_status(address, "POST", "/connectors", body), 201);
+    free(body);
+    rd_kafka_t *producer = h_producer_new(broker);
+    h_produce(producer, "badin", 0, "k", "not json", NULL);
+    h_producer_flush(producer);
+    h_producer_destroy(producer);
+
+    if (!H_WAIT_FOR(http_states_are(address, "failing", "RUNNING", "FAILED", 1), WAIT_MS)) {
+        dump_output(proc);
+        fail_msg("the task did not fail");
+    }
+    int status;
+    json_t *task = http_json(address, "GET", "/connectors/failing/tasks/0/status", NULL, NULL,
+                             &status);
+    const char *trace = json_string_value(json_object_get(task, "trace"));
+    assert_non_null(trace);
+    assert_non_null(strstr(trace, "badin"));
+    json_decref(task);
+    assert_int_equal(http_status(address, "GET", "/health", NULL), 503);
+
+    json_t *restarting = http_json(
+        address, "POST", "/connectors/failing/restart?includeTasks=true&onlyFailed=true", NULL,
+        NULL, &status);
+    assert_int_equal(status, 202);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(restarting, "connector"),
+                                                          "state")),
+                        "RUNNING");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(restarting, "tasks"), 0), "state")),
+                        "RESTARTING");
+    json_decref(restarting);
+    /* Restarted: it reads the record again (nothing was committed past it) and fails again. */
+    char *out = NULL;
+    assert_true(H_WAIT_FOR((free(out), out = h_proc_output(proc),
+                            strstr(out, "restarting task 0") != NULL),
+                           WAIT_MS));
+    free(out);
+    assert_true(H_WAIT_FOR(http_states_are(address, "failing", "RUNNING", "FAILED", 1), WAIT_MS));
+    assert_int_equal(h_committed(broker, "connect-failing", "badin", 0), -1001);
+
+    /* onlyFailed without includeTasks: the connector did not fail, nothing restarts (202). */
+    assert_int_equal(http_status(address, "POST", "/connectors/failing/restart?onlyFailed=true",
+                                 NULL),
+                     202);
+    assert_int_equal(http_status(address, "DELETE", "/connectors/failing", NULL), 204);
+    /* Exit code 1 is for tasks FAILED at the end: this one was deleted. */
+    assert_int_equal(h_proc_stop(proc, SIGTERM, 30000), 0);
+    h_proc_free(proc);
+    free(wt);
+}
+
 /* ---- Validation and errors ----------------------------------------------------------------- */
 
 /* The config's entry in a ConfigInfos answer. */
@@ -678,6 +747,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_connector_lifecycle),
         cmocka_unit_test(test_sink_pause_stays_in_group),
+        cmocka_unit_test(test_failed_task),
         cmocka_unit_test(test_validate_and_errors),
         cmocka_unit_test(test_token_and_body_limit),
         cmocka_unit_test(test_restart_brings_connectors_back),

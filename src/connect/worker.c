@@ -509,13 +509,16 @@ bool rkb_worker_idle(rkb_worker_t *w) {
 int rkb_worker_shutdown(rkb_worker_t *w) {
     pthread_mutex_lock(&w->lock);
     rkb_connector_t **conns = rkb_calloc(w->cnt + 1, sizeof(*conns));
+    bool *counted = rkb_calloc(w->cnt + 1, sizeof(*counted));
     size_t cnt = 0;
     int rc = 0;
     for (size_t i = 0; i < w->cnt; i++) {
         entry_t *e = w->entries[i];
-        if (e->trace)
+        /* A connector deleted before the tick that would have removed it does not count. */
+        if (e->trace && !e->deleted)
             rc = 1;
         if (e->conn) {
+            counted[cnt] = !e->deleted;
             conns[cnt++] = e->conn;
             e->conn = NULL;
         }
@@ -527,11 +530,12 @@ int rkb_worker_shutdown(rkb_worker_t *w) {
         /* Once its threads ended a task's state is final: one that FAILED, before or while
          * stopping, makes the exit code 1. */
         rkb_connector_wait(conns[i]);
-        for (size_t t = 0; t < rkb_connector_task_count(conns[i]); t++)
+        for (size_t t = 0; counted[i] && t < rkb_connector_task_count(conns[i]); t++)
             if (rkb_connector_task_state(conns[i], t) == RKB_TASK_FAILED)
                 rc = 1;
         rkb_connector_destroy(conns[i]);
     }
+    free(counted);
     free(conns);
     return rc;
 }
@@ -612,6 +616,17 @@ static int compare_names(const void *a, const void *b) {
     return strcmp((*(entry_t *const *)a)->name, (*(entry_t *const *)b)->name);
 }
 
+/* The entries not deleted, sorted by name (malloc'd; caller frees). @locks w->lock held */
+static entry_t **sorted_entries(rkb_worker_t *w, size_t *cnt) {
+    entry_t **sorted = rkb_calloc(w->cnt + 1, sizeof(*sorted));
+    *cnt = 0;
+    for (size_t i = 0; i < w->cnt; i++)
+        if (!w->entries[i]->deleted)
+            sorted[(*cnt)++] = w->entries[i];
+    qsort(sorted, *cnt, sizeof(*sorted), compare_names);
+    return sorted;
+}
+
 /* ---- Requests --------------------------------------------------------------------------------- */
 
 json_t *rkb_worker_root(rkb_worker_t *w) {
@@ -622,12 +637,8 @@ json_t *rkb_worker_root(rkb_worker_t *w) {
 
 json_t *rkb_worker_list(rkb_worker_t *w, bool expand_status, bool expand_info) {
     pthread_mutex_lock(&w->lock);
-    entry_t **sorted = rkb_calloc(w->cnt + 1, sizeof(*sorted));
-    size_t cnt = 0;
-    for (size_t i = 0; i < w->cnt; i++)
-        if (!w->entries[i]->deleted)
-            sorted[cnt++] = w->entries[i];
-    qsort(sorted, cnt, sizeof(*sorted), compare_names);
+    size_t cnt;
+    entry_t **sorted = sorted_entries(w, &cnt);
     json_t *out = expand_status || expand_info ? json_object() : json_array();
     for (size_t i = 0; i < cnt; i++) {
         entry_t *e = sorted[i];
@@ -1083,12 +1094,8 @@ void rkb_worker_scrape(rkb_worker_t *w, rkb_scrape_t *s) {
     static const char *const states[] = {"UNASSIGNED", "RUNNING",    "PAUSED",
                                          "FAILED",     "RESTARTING", "STOPPED"};
     pthread_mutex_lock(&w->lock);
-    entry_t **sorted = rkb_calloc(w->cnt + 1, sizeof(*sorted));
-    size_t cnt = 0;
-    for (size_t i = 0; i < w->cnt; i++)
-        if (!w->entries[i]->deleted)
-            sorted[cnt++] = w->entries[i];
-    qsort(sorted, cnt, sizeof(*sorted), compare_names);
+    size_t cnt;
+    entry_t **sorted = sorted_entries(w, &cnt);
     for (size_t i = 0; i < cnt; i++) {
         const char *current = connector_state(sorted[i]);
         for (size_t j = 0; j < RKB_ARRAY_SIZE(states); j++) {

@@ -200,7 +200,9 @@ static void proc_cleanup(void *arg) {
     free(priv);
 }
 
-h_proc_t *h_rkbridge_spawn(const char *const *argv, const char *const *env) {
+/* Starts the rkbridge under test with argv[1..]; stdout and stderr go to the process's log,
+ * or stderr to stderr_fd when it is not -1. */
+static h_proc_t *spawn_rkbridge(const char *const *argv, const char *const *env, int stderr_fd) {
     size_t argc = 0;
     while (argv[argc])
         argc++;
@@ -221,11 +223,15 @@ h_proc_t *h_rkbridge_spawn(const char *const *argv, const char *const *env) {
                                                .env = env,
                                                .stdin_fd = -1,
                                                .stdout_fd = log_fd,
-                                               .stderr_fd = log_fd});
+                                               .stderr_fd = stderr_fd == -1 ? log_fd : stderr_fd});
     close(log_fd);
     free(child_argv);
     priv->cleanup = h_cleanup_register(proc_cleanup, priv);
     return &priv->proc;
+}
+
+h_proc_t *h_rkbridge_spawn(const char *const *argv, const char *const *env) {
+    return spawn_rkbridge(argv, env, -1);
 }
 
 h_proc_t *h_rkbridge_spawn_tty(const char *const *argv, int *tty_fd) {
@@ -237,29 +243,10 @@ h_proc_t *h_rkbridge_spawn_tty(const char *const *argv, int *tty_fd) {
     int slave = open(slave_path, O_RDWR | O_NOCTTY | O_CLOEXEC);
     if (slave == -1)
         h_fatal("open %s: %s", slave_path, strerror(errno));
-    size_t argc = 0;
-    while (argv[argc])
-        argc++;
-    const char **child_argv = calloc(argc + 1, sizeof(*child_argv));
-    proc_priv_t *priv = calloc(1, sizeof(*priv));
-    if (!child_argv || !priv)
-        h_fatal("out of memory");
-    child_argv[0] = h_rkbridge_bin();
-    for (size_t i = 1; i < argc; i++)
-        child_argv[i] = argv[i];
-    int log_fd =
-        open_new_file("rkbridge", ".log", priv->proc.log_path, sizeof(priv->proc.log_path));
-    priv->proc.pid = h_spawn(&(h_spawn_opts_t){.path = h_rkbridge_bin(),
-                                               .argv = child_argv,
-                                               .stdin_fd = -1,
-                                               .stdout_fd = log_fd,
-                                               .stderr_fd = slave});
-    close(log_fd);
+    h_proc_t *proc = spawn_rkbridge(argv, NULL, slave);
     close(slave);
-    free(child_argv);
-    priv->cleanup = h_cleanup_register(proc_cleanup, priv);
     *tty_fd = master;
-    return &priv->proc;
+    return proc;
 }
 
 h_proc_t *h_rkbridge_run(const char *config_text, const char *const *env) {

@@ -226,44 +226,54 @@ static long long keys_written(void) {
     return h_redis_int(redis, "EVAL %s 0", "return #redis.call('KEYS', 'sinkin:*')");
 }
 
+/* POST /connectors for a sink of topic with the group timeouts the dev broker needs and extra
+ * JSON members (",\"key\":\"value\"..."). */
+static int create_sink(const char *address, const char *name, const char *topic,
+                       const char *extra) {
+    char *body = NULL;
+    assert_true(asprintf(&body,
+                         "{\"name\":\"%s\",\"config\":{\"connector.class\":"
+                         "\"com.redis.kafka.connect.RedisSinkConnector\",\"topics\":\"%s\","
+                         "\"redis.uri\":\"%s\",\"kafka.session.timeout.ms\":\"6000\","
+                         "\"kafka.heartbeat.interval.ms\":\"500\"%s}}",
+                         name, topic, h_redis_uri(redis), extra) > 0);
+    int status = http_status(address, "POST", "/connectors", body);
+    free(body);
+    return status;
+}
+
+/* Records k<first> .. k<first+cnt-1> to sinkin's two partitions. */
+static void produce_keys(rd_kafka_t *producer, int first, int cnt) {
+    char key[32];
+    for (int i = first; i < first + cnt; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        h_produce(producer, "sinkin", i % 2, key, "v", NULL);
+    }
+    h_producer_flush(producer);
+}
+
+static int64_t sink_committed(void) {
+    return h_committed(broker, "connect-paused-sink", "sinkin", 0) +
+           h_committed(broker, "connect-paused-sink", "sinkin", 1);
+}
+
 /* Paused, the sink takes nothing from Kafka and commits nothing more, yet stays in its group
  * (no rebalance when it resumes: it goes on from its position, nothing lost or repeated). */
 static void test_sink_pause_stays_in_group(void **state) {
     char *wt = worker_text("rest-configs-sink", NULL);
     char address[128];
     h_proc_t *proc = h_worker_start(wt, NULL, address, sizeof(address));
-    char *body = NULL;
-    assert_true(asprintf(&body,
-                         "{\"name\":\"paused-sink\",\"config\":{\"connector.class\":"
-                         "\"com.redis.kafka.connect.RedisSinkConnector\",\"topics\":\"sinkin\","
-                         "\"redis.uri\":\"%s\",\"redis.type\":\"STRING\","
-                         "\"kafka.session.timeout.ms\":\"6000\","
-                         "\"kafka.heartbeat.interval.ms\":\"500\"}}",
-                         h_redis_uri(redis)) > 0);
-    assert_int_equal(http_status(address, "POST", "/connectors", body), 201);
-    free(body);
-
+    assert_int_equal(create_sink(address, "paused-sink", "sinkin", ",\"redis.type\":\"STRING\""),
+                     201);
     rd_kafka_t *producer = h_producer_new(broker);
-    char key[32];
-    for (int i = 0; i < 20; i++) {
-        snprintf(key, sizeof(key), "k%d", i);
-        h_produce(producer, "sinkin", i % 2, key, "v", NULL);
-    }
-    h_producer_flush(producer);
+    produce_keys(producer, 0, 20);
     assert_true(H_WAIT_FOR(keys_written() == 20, WAIT_MS));
-    assert_true(H_WAIT_FOR(h_committed(broker, "connect-paused-sink", "sinkin", 0) +
-                                   h_committed(broker, "connect-paused-sink", "sinkin", 1) ==
-                               20,
-                           WAIT_MS));
+    assert_true(H_WAIT_FOR(sink_committed() == 20, WAIT_MS));
 
     assert_int_equal(http_status(address, "PUT", "/connectors/paused-sink/pause", NULL), 202);
     assert_true(H_WAIT_FOR(http_states_are(address, "paused-sink", "PAUSED", "PAUSED", 1),
                            WAIT_MS));
-    for (int i = 20; i < 40; i++) {
-        snprintf(key, sizeof(key), "k%d", i);
-        h_produce(producer, "sinkin", i % 2, key, "v", NULL);
-    }
-    h_producer_flush(producer);
+    produce_keys(producer, 20, 20);
     /* The clock: a stream source moving three batches end to end. */
     char *control = seed_payload(redis, "sink-clock", "clockstream");
     assert_int_equal(http_status(address, "POST", "/connectors", control), 201);
@@ -273,18 +283,13 @@ static void test_sink_pause_stays_in_group(void **state) {
         assert_true(H_WAIT_FOR(topic_count(broker, "clockstream") == (size_t)(round + 1) * 5,
                                WAIT_MS));
         assert_int_equal(keys_written(), 20);
-        assert_int_equal(h_committed(broker, "connect-paused-sink", "sinkin", 0) +
-                             h_committed(broker, "connect-paused-sink", "sinkin", 1),
-                         20);
+        assert_int_equal(sink_committed(), 20);
     }
     assert_true(http_states_are(address, "paused-sink", "PAUSED", "PAUSED", 1));
 
     assert_int_equal(http_status(address, "PUT", "/connectors/paused-sink/resume", NULL), 202);
     assert_true(H_WAIT_FOR(keys_written() == 40, WAIT_MS));
-    assert_true(H_WAIT_FOR(h_committed(broker, "connect-paused-sink", "sinkin", 0) +
-                                   h_committed(broker, "connect-paused-sink", "sinkin", 1) ==
-                               40,
-                           WAIT_MS));
+    assert_true(H_WAIT_FOR(sink_committed() == 40, WAIT_MS));
     /* One member all along: the pause did not make it leave the group (one assignment). */
     char *out = h_proc_output(proc);
     size_t assignments = 0;
@@ -308,17 +313,10 @@ static void test_failed_task(void **state) {
     char *wt = worker_text("rest-configs-failed", NULL);
     char address[128];
     h_proc_t *proc = h_worker_start(wt, NULL, address, sizeof(address));
-    char *body = NULL;
-    assert_true(asprintf(&body,
-                         "{\"name\":\"failing\",\"config\":{\"connector.class\":"
-                         "\"com.redis.kafka.connect.RedisSinkConnector\",\"topics\":\"badin\","
-                         "\"redis.uri\":\"%s\",\"redis.type\":\"HASH\","
-                         "\"value.converter\":\"json\",\"value.converter.schemas.enable\":\"false\","
-                         "\"kafka.session.timeout.ms\":\"6000\","
-                         "\"kafka.heartbeat.interval.ms\":\"500\"}}",
-                         h_redis_uri(redis)) > 0);
-    assert_int_equal(http_status(address, "POST", "/connectors", body), 201);
-    free(body);
+    assert_int_equal(create_sink(address, "failing", "badin",
+                                 ",\"redis.type\":\"HASH\",\"value.converter\":\"json\","
+                                 "\"value.converter.schemas.enable\":\"false\""),
+                     201);
     rd_kafka_t *producer = h_producer_new(broker);
     h_produce(producer, "badin", 0, "k", "not json", NULL);
     h_producer_flush(producer);

@@ -1181,7 +1181,13 @@ int rkb_config_validate(const rkb_config_t *conf, rkb_errors_t *errs) {
     if (kind != RKB_CONNECTOR_UNKNOWN) {
         unsigned scope = rkb_connector_kind_scope(kind);
         for (size_t i = 0; i < cnt; i++) {
-            if (conf->values[i].value && !(props[i].scope & scope)) {
+            if (conf->values[i].value && (props[i].scope & RKB_SCOPE_WORKER)) {
+                rkb_errors_add(errs,
+                               "%s: %s: a worker property: set it in the worker file (rkbridge "
+                               "run --worker FILE)",
+                               conf->values[i].origin, props[i].name);
+                problems++;
+            } else if (conf->values[i].value && !(props[i].scope & scope)) {
                 rkb_errors_add(errs, "%s: %s: does not apply to a %s connector",
                                conf->values[i].origin, props[i].name,
                                rkb_connector_kind_name(kind));
@@ -1201,6 +1207,91 @@ int rkb_config_validate(const rkb_config_t *conf, rkb_errors_t *errs) {
     }
     problems += validate_redis_tls(conf, errs);
     return problems;
+}
+
+int rkb_config_listener(const char *listener, char **host, int *port, char *why, size_t why_size) {
+    const char *p = listener;
+    if (!strncasecmp(p, "http://", 7))
+        p += 7;
+    else if (strstr(p, "://")) {
+        snprintf(why, why_size, "only http:// listeners are supported");
+        return -1;
+    }
+    const char *host_end, *colon;
+    const char *host_start = p;
+    if (*p == '[') { /* [IPv6]:port */
+        host_start = p + 1;
+        host_end = strchr(p, ']');
+        if (!host_end) {
+            snprintf(why, why_size, "missing ']' after an IPv6 address");
+            return -1;
+        }
+        colon = host_end[1] == ':' ? host_end + 1 : NULL;
+    } else {
+        colon = strrchr(p, ':');
+        host_end = colon;
+    }
+    if (!colon || host_end == host_start) {
+        snprintf(why, why_size, "expected HOST:PORT or http://HOST:PORT");
+        return -1;
+    }
+    char *port_text = rkb_strdup(colon + 1);
+    size_t len = strlen(port_text);
+    if (len && port_text[len - 1] == '/')
+        port_text[len - 1] = '\0'; /* http://host:8083/ */
+    int64_t number;
+    int rc = rkb_parse_int64(port_text, 0, 65535, &number);
+    free(port_text);
+    if (rc == -1) {
+        snprintf(why, why_size, "the port must be a number between 0 and 65535");
+        return -1;
+    }
+    *host = rkb_strndup(host_start, (size_t)(host_end - host_start));
+    *port = (int)number;
+    return 0;
+}
+
+int rkb_config_validate_worker(const rkb_config_t *conf, rkb_errors_t *errs) {
+    int problems = 0;
+    size_t cnt;
+    const rkb_property_t *props = rkb_config_properties(&cnt);
+    for (size_t i = 0; i < cnt; i++) {
+        if (conf->values[i].value && !(props[i].scope & RKB_SCOPE_WORKER)) {
+            rkb_errors_add(errs,
+                           "%s: %s: not a worker property (connector properties belong in a "
+                           "connector file or the REST API)",
+                           conf->values[i].origin, props[i].name);
+            problems++;
+        }
+    }
+    char *host = NULL;
+    int port;
+    char why[256];
+    if (rkb_config_listener(rkb_config_get(conf, "listeners"), &host, &port, why, sizeof(why))) {
+        rkb_errors_add(errs, "%s: listeners: %s", rkb_config_origin(conf, "listeners"), why);
+        problems++;
+    }
+    free(host);
+    return problems;
+}
+
+void rkb_config_foreach_set(const rkb_config_t *conf,
+                            void (*cb)(const char *key, const char *value, const char *origin,
+                                       void *opaque),
+                            void *opaque) {
+    size_t cnt;
+    const rkb_property_t *props = rkb_config_properties(&cnt);
+    for (size_t i = 0; i < cnt; i++)
+        if (conf->values[i].value)
+            cb(props[i].name, conf->values[i].value, conf->values[i].origin, opaque);
+    rkb_buf_t key;
+    rkb_buf_init(&key);
+    for (size_t i = 0; i < conf->kafka_cnt; i++) {
+        rkb_buf_reset(&key);
+        rkb_buf_appendf(&key, "kafka.%s", conf->kafka[i].name);
+        cb(key.data, conf->kafka[i].value, conf->kafka[i].origin, opaque);
+    }
+    rkb_buf_free(&key);
 }
 
 /* ---- Printing --------------------------------------------------------------------------- */
@@ -1277,19 +1368,28 @@ static const char *default_text(const rkb_property_t *prop) {
 static const struct {
     unsigned scope;
     const char *title;
+    const char *intro; /* Markdown before the section's table, or NULL */
 } scope_sections[] = {
-    {RKB_SCOPE_ALL, "Common"},
-    {RKB_SCOPE_SINK, "Sink"},
-    {RKB_SCOPE_SOURCE, "Sources"},
-    {RKB_SCOPE_STREAM_SOURCE, "Stream source"},
-    {RKB_SCOPE_KEYS_SOURCE, "Keys source"},
-    {RKB_SCOPE_PUBSUB_SOURCE, "Pub/sub source"},
+    {RKB_SCOPE_ALL, "Common", NULL},
+    {RKB_SCOPE_SINK, "Sink", NULL},
+    {RKB_SCOPE_SOURCE, "Sources", NULL},
+    {RKB_SCOPE_STREAM_SOURCE, "Stream source", NULL},
+    {RKB_SCOPE_KEYS_SOURCE, "Keys source", NULL},
+    {RKB_SCOPE_PUBSUB_SOURCE, "Pub/sub source", NULL},
+    {RKB_SCOPE_WORKER, "Worker",
+     "The worker file (`rkbridge run --worker worker.properties`) holds what Kafka Connect's worker "
+     "config holds: the REST API's listener and authentication, the Kafka brokers, and the topic "
+     "where connectors created over the REST API are kept. Its `kafka.<property>` settings are "
+     "used by the worker's own Kafka clients and inherited by every connector that does not set "
+     "the same property itself. Connector properties are refused in a worker file, and worker "
+     "properties in a connector's config.\n"},
 };
 
 void rkb_config_print_help(FILE *fp) {
     size_t cnt;
     const rkb_property_t *props = rkb_config_properties(&cnt);
-    fprintf(fp, "Connector properties (one key=value per line; '#' starts a comment):\n");
+    fprintf(fp, "Connector properties (one key=value per line; '#' starts a comment), and the\n"
+                "worker properties of `run --worker FILE`:\n");
     rkb_buf_t values;
     rkb_buf_init(&values);
     for (size_t s = 0; s < RKB_ARRAY_SIZE(scope_sections); s++) {
@@ -1428,11 +1528,11 @@ void rkb_config_print_markdown(FILE *fp) {
     rkb_buf_t row;
     rkb_buf_init(&row);
     for (size_t s = 0; s < RKB_ARRAY_SIZE(scope_sections); s++) {
-        fprintf(fp,
-                "\n## %s properties\n\n"
-                "| Property | Type | Default | Values/range | Aliases | Description |\n"
-                "|---|---|---|---|---|---|\n",
-                scope_sections[s].title);
+        fprintf(fp, "\n## %s properties\n\n", scope_sections[s].title);
+        if (scope_sections[s].intro)
+            fprintf(fp, "%s\n", scope_sections[s].intro);
+        fprintf(fp, "| Property | Type | Default | Values/range | Aliases | Description |\n"
+                    "|---|---|---|---|---|---|\n");
         for (size_t i = 0; i < cnt; i++) {
             const rkb_property_t *prop = &props[i];
             if (prop->scope != scope_sections[s].scope)

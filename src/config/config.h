@@ -33,8 +33,11 @@ typedef enum {
 #define RKB_SCOPE_STREAM_SOURCE 0x2 /* Redis Streams → Kafka */
 #define RKB_SCOPE_KEYS_SOURCE   0x4 /* key changes → Kafka */
 #define RKB_SCOPE_PUBSUB_SOURCE 0x8 /* pub/sub → Kafka */
-#define RKB_SCOPE_SOURCE        (RKB_SCOPE_STREAM_SOURCE | RKB_SCOPE_KEYS_SOURCE | RKB_SCOPE_PUBSUB_SOURCE)
-#define RKB_SCOPE_ALL           (RKB_SCOPE_SINK | RKB_SCOPE_SOURCE)
+#define RKB_SCOPE_SOURCE (RKB_SCOPE_STREAM_SOURCE | RKB_SCOPE_KEYS_SOURCE | RKB_SCOPE_PUBSUB_SOURCE)
+#define RKB_SCOPE_ALL    (RKB_SCOPE_SINK | RKB_SCOPE_SOURCE) /* every connector */
+/* The worker (`rkbridge run --worker FILE`): its REST API and config topic, and the kafka.*
+ * settings connectors inherit. Never part of a connector's config. */
+#define RKB_SCOPE_WORKER 0x10
 
 #define RKB_PROP_F_REQUIRED 0x1 /* must be set (no default) */
 
@@ -113,6 +116,13 @@ int rkb_config_set(rkb_config_t *conf, const char *key, const char *value, const
  * accepted by librdkafka, redis.uri well formed, TLS keys only with TLS on and their files
  * readable. Returns the number of problems added. */
 int rkb_config_validate(const rkb_config_t *conf, rkb_errors_t *errs);
+/* The same for a worker config: only worker properties (RKB_SCOPE_WORKER) and kafka.*, and a
+ * listener rkb_config_listener can parse. Returns the number of problems added. */
+int rkb_config_validate_worker(const rkb_config_t *conf, rkb_errors_t *errs);
+
+/* Splits a listener, "HOST:PORT", "http://HOST:PORT" or "[IPv6]:PORT" (port 0: any free one),
+ * into host (malloc'd, caller frees; brackets removed) and port. Returns 0, or -1 with why. */
+int rkb_config_listener(const char *listener, char **host, int *port, char *why, size_t why_size);
 
 rkb_connector_kind_t rkb_config_connector_kind(const rkb_config_t *conf);
 
@@ -129,6 +139,13 @@ bool rkb_config_get_bool(const rkb_config_t *conf, const char *name);
 bool rkb_config_is_set(const rkb_config_t *conf, const char *name);
 /* Where the effective value came from: "PATH:LINE", or "default". */
 const char *rkb_config_origin(const rkb_config_t *conf, const char *name);
+
+/* Calls cb for every property the user set (origin != "default"): table properties by canonical
+ * name in table order, then kafka.* settings as "kafka.NAME" in the order they were set. */
+void rkb_config_foreach_set(const rkb_config_t *conf,
+                            void (*cb)(const char *key, const char *value, const char *origin,
+                                       void *opaque),
+                            void *opaque);
 
 /* Calls cb for every kafka.* setting, with the prefix removed, in the order they were set. */
 void rkb_config_foreach_kafka(const rkb_config_t *conf,

@@ -680,6 +680,42 @@ static const rkb_property_t properties[] = {
      .type = RKB_PROP_LIST,
      .scope = RKB_SCOPE_PUBSUB_SOURCE,
      .doc = "Channel globs to PSUBSCRIBE to (comma-separated)"},
+
+    /* ---- Worker: rkbridge run --worker FILE (Kafka Connect's worker config) ----------------- */
+    {.name = "listeners",
+     .type = RKB_PROP_STRING,
+     .default_value = "http://127.0.0.1:8083",
+     .scope = RKB_SCOPE_WORKER,
+     .doc = "Where the REST API listens, as http://HOST:PORT or HOST:PORT (one listener; port 0: "
+            "any free port, logged at start); --listen sets it"},
+    {.name = "rest.auth.token",
+     .type = RKB_PROP_PASSWORD,
+     .default_value = "",
+     .scope = RKB_SCOPE_WORKER,
+     .doc = "When set, every REST request must carry Authorization: Bearer TOKEN (else 401); "
+            "empty: no authentication, so keep the API on a loopback address"},
+    {.name = "rest.request.max.bytes",
+     .type = RKB_PROP_INT,
+     .default_value = "1048576",
+     .min = 1024,
+     .max = 67108864,
+     .scope = RKB_SCOPE_WORKER,
+     .doc = "Largest REST request body accepted; a larger one is answered 413"},
+    {.name = "config.storage.topic",
+     .type = RKB_PROP_STRING,
+     .default_value = "rkbridge-configs",
+     .scope = RKB_SCOPE_WORKER,
+     .doc = "Compacted topic where connectors created over the REST API are kept (one record per "
+            "connector, a tombstone on delete) and read back at start; empty, or no "
+            "kafka.bootstrap.servers in the worker: they live until the process ends"},
+    {.name = "config.storage.replication.factor",
+     .type = RKB_PROP_INT,
+     .default_value = "-1",
+     .min = -1,
+     .max = 32767,
+     .scope = RKB_SCOPE_WORKER,
+     .doc = "Replication factor used when rkbridge creates the config topic (one partition, "
+            "cleanup.policy=compact); -1: the broker's default (Kafka Connect's default is 3)"},
 };
 
 /* redis.command → redis.type (and the LIST push direction). rkb_config_get folds a set

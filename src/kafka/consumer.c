@@ -5,6 +5,7 @@
 
 #include "kafka/kafka_int.h"
 
+#include "metrics/metrics.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -17,9 +18,20 @@ struct rkb_consumer_s {
     rd_kafka_t *rk;
     char *component;
     rkb_consumer_handlers_t handlers;
-    bool paused;
+    bool paused; /* rkb_consumer_pause_all */
+    bool held;   /* rkb_consumer_hold */
     bool cooperative;
+    rkb_task_metrics_t *metrics; /* of the task that created it, or NULL */
 };
+
+/* Statistics (statistics.interval.ms) come from rd_kafka_consumer_poll on the owner's thread;
+ * the consumer lag of the assigned partitions goes to the task's metrics. Returns 0: librdkafka
+ * frees json. */
+static int stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque) {
+    rkb_consumer_t *c = opaque;
+    rkb_task_metrics_consumer_stats(c->metrics, json);
+    return 0;
+}
 
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
     const rkb_consumer_t *owner = rd_kafka_opaque(rk);
@@ -68,6 +80,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         rkb_log_info(c->component, "assigned %s", desc.data);
+        rkb_task_metrics_rebalance(c->metrics);
         if (c->handlers.on_assign && list->cnt) {
             rkb_toppar_t *parts = toppars_from_list(list);
             c->handlers.on_assign(parts, (size_t)list->cnt, c->handlers.opaque);
@@ -87,7 +100,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         } else if (aerr) {
             rkb_log_error(c->component, "assign failed: %s", rd_kafka_err2str(aerr));
         }
-        if (c->paused && list->cnt) /* a pause covers partitions that arrive later too */
+        if ((c->paused || c->held) && list->cnt) /* a pause covers later partitions too */
             rd_kafka_pause_partitions(rk, list);
         /* An absolute start offset on_assign chose (exactly-once: the one Redis holds) is
          * stored too, so the committed offset catches up with what is already applied even
@@ -139,6 +152,7 @@ rkb_consumer_t *rkb_consumer_new(const rkb_consumer_conf_t *conf, char *errstr,
     rkb_consumer_t *c = rkb_calloc(1, sizeof(*c));
     c->component = rkb_strdup(conf->component ? conf->component : "consumer");
     c->handlers = conf->handlers;
+    c->metrics = rkb_task_metrics_current();
 
     rd_kafka_conf_t *kconf = rd_kafka_conf_new();
     /* rkbridge's defaults, as Kafka Connect's sink: start from the beginning when the group
@@ -152,6 +166,10 @@ rkb_consumer_t *rkb_consumer_new(const rkb_consumer_conf_t *conf, char *errstr,
     for (size_t i = 0; i < RKB_ARRAY_SIZE(defaults); i += 2)
         if (rkb_kafka_conf_set(kconf, defaults[i], defaults[i + 1], errstr, errstr_size))
             goto fail;
+    /* Consumer lag for GET /metrics; the user's kafka.statistics.interval.ms (0: off) wins. */
+    if (c->metrics &&
+        rkb_kafka_conf_set(kconf, "statistics.interval.ms", "5000", errstr, errstr_size))
+        goto fail;
     if (conf->group_id &&
         rkb_kafka_conf_set(kconf, "group.id", conf->group_id, errstr, errstr_size))
         goto fail;
@@ -171,6 +189,8 @@ rkb_consumer_t *rkb_consumer_new(const rkb_consumer_conf_t *conf, char *errstr,
     rd_kafka_conf_set_log_cb(kconf, log_cb);
     rd_kafka_conf_set_error_cb(kconf, error_cb);
     rd_kafka_conf_set_rebalance_cb(kconf, rebalance_cb);
+    if (c->metrics)
+        rd_kafka_conf_set_stats_cb(kconf, stats_cb);
 
     char why[512];
     c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kconf, why, sizeof(why));
@@ -350,18 +370,33 @@ int rkb_consumer_commit(rkb_consumer_t *c) {
     return 0;
 }
 
-void rkb_consumer_pause_all(rkb_consumer_t *c, bool pause) {
-    if (c->paused == pause)
+/* Pauses or resumes fetching of the whole assignment when the effective state (paused or held)
+ * changes. */
+static void apply_pause(rkb_consumer_t *c, bool was_stopped) {
+    bool stopped = c->paused || c->held;
+    if (stopped == was_stopped)
         return;
     rd_kafka_topic_partition_list_t *assignment = NULL;
     if (!rd_kafka_assignment(c->rk, &assignment) && assignment) {
-        if (pause)
+        if (stopped)
             rd_kafka_pause_partitions(c->rk, assignment);
         else
             rd_kafka_resume_partitions(c->rk, assignment);
         rd_kafka_topic_partition_list_destroy(assignment);
     }
+}
+
+void rkb_consumer_pause_all(rkb_consumer_t *c, bool pause) {
+    bool was_stopped = c->paused || c->held;
     c->paused = pause;
+    apply_pause(c, was_stopped);
+}
+
+bool rkb_consumer_hold(rkb_consumer_t *c, bool hold) {
+    bool was_stopped = c->paused || c->held;
+    c->held = hold;
+    apply_pause(c, was_stopped);
+    return hold;
 }
 
 bool rkb_consumer_paused(const rkb_consumer_t *c) {

@@ -11,6 +11,10 @@
  * revoked partitions (drain what can be drained, store offsets) before it returns, because the
  * consumer commits the stored offsets right after it and then gives the partitions up.
  *
+ * Metrics: a consumer created on a task's thread (metrics/metrics.h) counts the rebalances that
+ * reach it and, unless kafka.statistics.interval.ms says otherwise, reads librdkafka's
+ * statistics every 5 s for the consumer lag of each assigned partition.
+ *
  * @locality: one thread owns a consumer and calls every function below (librdkafka runs its
  * own threads behind it).
  */
@@ -94,6 +98,10 @@ int rkb_consumer_commit(rkb_consumer_t *c);
  * member stays in the group). */
 void rkb_consumer_pause_all(rkb_consumer_t *c, bool pause);
 bool rkb_consumer_paused(const rkb_consumer_t *c);
+/* A second, independent reason to pause fetching: the owner's task is paused over the REST API.
+ * Fetching runs only while neither pause_all nor hold asks to stop it, so resuming after an
+ * outage does not end a hold, and the other way round. Returns hold. */
+bool rkb_consumer_hold(rkb_consumer_t *c, bool hold);
 
 /* Number of partitions currently assigned. */
 size_t rkb_consumer_assignment_size(rkb_consumer_t *c);

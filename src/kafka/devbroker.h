@@ -4,8 +4,9 @@
  * It hosts librdkafka's mock cluster (librdkafka/rdkafka_mock.h): the real Kafka protocol,
  * consumer groups, idempotent producers, and fault injection. Limits of the mock (librdkafka
  * 2.0.2): ~5 MB kept per partition, the first group join takes 3 s, transactions accepted but
- * not enforced, no CreateTopics (topics come from --topic, the control channel, or producer
- * auto-creation with 4 partitions).
+ * not enforced, no CreateTopics (topics come from --topic, the control channel, or
+ * auto-creation with 4 partitions by any Metadata request that names the topic, a consumer's
+ * with allow.auto.create.topics=false included).
  *
  * Usage: rkbridge dev-broker [--brokers N] [--topic NAME:PARTITIONS]... [--bootstrap-file PATH]
  * Prints the bootstrap address as the first line of stdout (and writes it to PATH), then runs

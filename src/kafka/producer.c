@@ -224,6 +224,14 @@ int rkb_producer_fatal_error(rkb_producer_t *p, char *errstr, size_t errstr_size
     return fatal_err;
 }
 
+char *rkb_producer_cluster_id(rkb_producer_t *p, int timeout_ms) {
+    char *id = rd_kafka_clusterid(p->rk, timeout_ms);
+    char *copy = id ? rkb_strdup(id) : NULL;
+    if (id)
+        rd_kafka_mem_free(p->rk, id);
+    return copy;
+}
+
 /* What a failed CreateTopics may mean, for the error message. librdkafka sends CreateTopics
  * to the controller only, so a broker that names no usable controller (the dev broker: its
  * metadata says ControllerId 0, and its brokers are 1..N) never gets the request, and the
@@ -270,12 +278,30 @@ static int create_topics_result(rd_kafka_event_t *rkev, const char *topic, char 
 int rkb_producer_ensure_topic(rkb_producer_t *p, const char *topic, int partitions,
                               int replication_factor, int timeout_ms, char *errstr,
                               size_t errstr_size) {
+    return rkb_producer_ensure_topic_with(p, topic, partitions, replication_factor, NULL, 0,
+                                          timeout_ms, errstr, errstr_size);
+}
+
+int rkb_producer_ensure_topic_with(rkb_producer_t *p, const char *topic, int partitions,
+                                   int replication_factor, const char *const *configs,
+                                   size_t config_cnt, int timeout_ms, char *errstr,
+                                   size_t errstr_size) {
     char why[512];
     rd_kafka_NewTopic_t *new_topic = rd_kafka_NewTopic_new(topic, partitions > 0 ? partitions : 1,
                                                            replication_factor, why, sizeof(why));
     if (!new_topic) {
         snprintf(errstr, errstr_size, "create topic %s: %s", topic, why);
         return -1;
+    }
+    for (size_t i = 0; i < config_cnt; i++) {
+        rd_kafka_resp_err_t err =
+            rd_kafka_NewTopic_set_config(new_topic, configs[2 * i], configs[2 * i + 1]);
+        if (err) {
+            snprintf(errstr, errstr_size, "create topic %s: %s=%s: %s", topic, configs[2 * i],
+                     configs[2 * i + 1], rd_kafka_err2str(err));
+            rd_kafka_NewTopic_destroy(new_topic);
+            return -1;
+        }
     }
     rd_kafka_AdminOptions_t *options =
         rd_kafka_AdminOptions_new(p->rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);

@@ -66,6 +66,10 @@ int rkb_producer_outstanding(rkb_producer_t *p);
  * must give up the producer (SEMANTICS.md §3.1). */
 int rkb_producer_fatal_error(rkb_producer_t *p, char *errstr, size_t errstr_size);
 
+/* The Kafka cluster's id (malloc'd, caller frees), or NULL when the brokers did not say within
+ * timeout_ms. */
+char *rkb_producer_cluster_id(rkb_producer_t *p, int timeout_ms);
+
 /* Best effort: makes sure topic exists with `partitions` (<= 0: 1) and `replication_factor`
  * (-1 = broker default) through the Admin API; an existing topic is fine. Returns within
  * timeout_ms: 0, or -1 with errstr when the broker refused or did not answer in time. The dev
@@ -74,6 +78,12 @@ int rkb_producer_fatal_error(rkb_producer_t *p, char *errstr, size_t errstr_size
 int rkb_producer_ensure_topic(rkb_producer_t *p, const char *topic, int partitions,
                               int replication_factor, int timeout_ms, char *errstr,
                               size_t errstr_size);
+/* The same, creating the topic with topic configs (name/value pairs, config_cnt pairs), e.g.
+ * cleanup.policy=compact. An existing topic is left as it is. */
+int rkb_producer_ensure_topic_with(rkb_producer_t *p, const char *topic, int partitions,
+                                   int replication_factor, const char *const *configs,
+                                   size_t config_cnt, int timeout_ms, char *errstr,
+                                   size_t errstr_size);
 
 /* Flushes (up to timeout_ms), then frees. Undelivered records get their DR with an error
  * (_PURGE_QUEUE, or _PURGE_INFLIGHT when a request was in flight: possibly written) before

@@ -109,6 +109,8 @@ int rkb_reader_read_topic(const rkb_reader_conf_t *conf, const char *topic,
     int part_cnt = partition_count(rk, rkt, conf->timeout_ms, errstr, errstr_size);
     if (part_cnt < 0)
         goto done;
+    if (conf->partition_cnt)
+        *conf->partition_cnt = part_cnt;
     parts = rkb_calloc(part_cnt > 0 ? (size_t)part_cnt : 1, sizeof(*parts));
     int open_cnt = 0;
     for (int32_t p = 0; p < part_cnt; p++) {

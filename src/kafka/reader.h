@@ -21,6 +21,8 @@ typedef struct rkb_reader_conf_s {
     /* Bounds each request to the broker (metadata, end offsets) and any stretch of time in
      * which no partition makes progress. */
     int timeout_ms;
+    /* Optional: receives the topic's partition count (0: the broker does not know the topic). */
+    int *partition_cnt;
 } rkb_reader_conf_t;
 
 /* Called for every record, in offset order within a partition (partitions interleave). key

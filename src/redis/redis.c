@@ -15,6 +15,8 @@
 #include "redis/redis.h"
 #include "redis/transport.h"
 
+#include "metrics/metrics.h"
+
 #include "util/log.h"
 #include "util/util.h"
 
@@ -40,7 +42,15 @@ struct rkb_redis_s {
     rkb_tls_ctx_t *tls;    /* the TLS settings, loaded at the first TLS connect and kept */
     bool up;               /* the session was set up: its loss is worth a log line */
     rkb_buf_t resp;        /* the RESP text of the last batch, reused */
+    rkb_task_metrics_t *metrics; /* of the task that made the handle, or NULL */
+    rkb_conn_state_t state;      /* as reported to metrics */
 };
+
+/* Connection state and round trips go to the owning task's metrics (metrics/metrics.h). */
+static void set_state(rkb_redis_t *r, rkb_conn_state_t state) {
+    rkb_task_metrics_redis_conn(r->metrics, r->state, state);
+    r->state = state;
+}
 
 const char *rkb_redis_err2str(rkb_redis_err_t err) {
     switch (err) {
@@ -298,6 +308,7 @@ rkb_redis_t *rkb_redis_new(const rkb_redis_conf_t *conf, const char *component) 
     snprintf(r->addr, sizeof(r->addr), "%s%s%s:%d", ipv6 ? "[" : "", r->conf.host, ipv6 ? "]" : "",
              r->conf.port);
     rkb_buf_init(&r->resp);
+    r->metrics = rkb_task_metrics_current();
     return r;
 }
 
@@ -305,6 +316,7 @@ void rkb_redis_destroy(rkb_redis_t *r) {
     if (!r)
         return;
     rkb_redis_close(r);
+    set_state(r, RKB_CONN_UNKNOWN);
     rkb_tls_ctx_destroy(r->tls);
     rkb_redis_conf_clear(&r->conf);
     free(r->component);
@@ -331,6 +343,7 @@ void rkb_redis_close(rkb_redis_t *r) {
     if (!r->conn)
         return;
     drop_connection(r);
+    set_state(r, RKB_CONN_UNKNOWN);
     rkb_log_info(r->component, "closed the connection to redis %s", r->addr);
 }
 
@@ -344,6 +357,7 @@ static int connection_lost(rkb_redis_t *r, int err, const char *why, char *errst
     if (r->up)
         rkb_log_info(r->component, "disconnected: %s", errstr);
     drop_connection(r);
+    set_state(r, RKB_CONN_DOWN);
     return err;
 }
 
@@ -541,7 +555,15 @@ static int session_setup(rkb_redis_t *r, char *errstr, size_t errstr_size) {
 
 /* @locality: the thread that owns r (blocks for up to the connect timeout, which covers the
  * TLS handshake, plus one command timeout per setup command). */
+static int connect_once(rkb_redis_t *r, char *errstr, size_t errstr_size);
+
 int rkb_redis_connect(rkb_redis_t *r, char *errstr, size_t errstr_size) {
+    int err = connect_once(r, errstr, errstr_size);
+    set_state(r, err == RKB_REDIS_OK ? RKB_CONN_UP : RKB_CONN_DOWN);
+    return err;
+}
+
+static int connect_once(rkb_redis_t *r, char *errstr, size_t errstr_size) {
     const rkb_redis_conf_t *conf = &r->conf;
     if (r->conn)
         rkb_redis_close(r);
@@ -636,6 +658,7 @@ int rkb_redis_pipeline(rkb_redis_t *r, const rkb_cmds_t *cmds, redisReply **repl
     if (count == 0)
         return RKB_REDIS_OK;
 
+    int64_t started_us = rkb_now_us();
     resp_format(&r->resp, cmds);
     if (send_bytes(r, r->resp.data, r->resp.len, errstr, errstr_size))
         return RKB_REDIS_ERR_IO;
@@ -646,6 +669,7 @@ int rkb_redis_pipeline(rkb_redis_t *r, const rkb_cmds_t *cmds, redisReply **repl
             return RKB_REDIS_ERR_IO;
         }
     }
+    rkb_task_metrics_redis_round_trip(r->metrics, rkb_now_us() - started_us, count);
     return RKB_REDIS_OK;
 }
 
@@ -663,8 +687,11 @@ redisReply *rkb_redis_command(rkb_redis_t *r, int argc, const char **argv, const
         snprintf(errstr, errstr_size, "redis %s: not connected", r->addr);
         return NULL;
     }
+    int64_t started_us = rkb_now_us();
     redisReply *reply;
     roundtrip(r, argc, argv, argvlen, false, &reply, errstr, errstr_size);
+    if (reply)
+        rkb_task_metrics_redis_round_trip(r->metrics, rkb_now_us() - started_us, 1);
     return reply;
 }
 

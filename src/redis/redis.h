@@ -8,6 +8,9 @@
  * plain TCP or TLS (OpenSSL), which hiredis 0.14 cannot do (transport.h). Redis Cluster routing
  * would live here too, not in the callers.
  *
+ * A handle made on a task's thread reports its connection state and the time of each round
+ * trip to that task's metrics (metrics/metrics.h).
+ *
  * A rkb_redis_t is used by one thread at a time.
  */
 #ifndef RKB_REDIS_REDIS_H

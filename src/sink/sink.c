@@ -12,6 +12,7 @@
 #include "connect/clients.h"
 #include "convert/convert.h"
 #include "kafka/consumer.h"
+#include "metrics/metrics.h"
 #include "process/cache.h"
 #include "process/enrich.h"
 #include "process/output.h"
@@ -1048,6 +1049,7 @@ static round_t apply_batch(rkb_sink_task_t *t) {
             return ROUND_TRANSIENT; /* the records stay REC_PENDING */
         }
         atomic_fetch_add(&t->stats.batches, 1);
+        rkb_task_metrics_batch(rkb_task_metrics_current(), t->cnt);
         rkb_failpoint("crash_after_redis_apply", max_offset);
 
         if (t->exactly_once)
@@ -1226,8 +1228,9 @@ static void poll_into_batch(rkb_sink_task_t *t, int timeout_ms) {
         atomic_fetch_add(&t->stats.records_read, t->cnt - before);
 }
 
-int rkb_sink_task_run(rkb_sink_task_t *t, const volatile int *stop, char *errstr,
+int rkb_sink_task_run(rkb_sink_task_t *t, rkb_task_ctl_t *ctl, char *errstr,
                       size_t errstr_size) {
+    const volatile int *stop = rkb_task_ctl_stop(ctl);
     rkb_consumer_conf_t cc = {
         .component = t->component,
         .group_id = t->group_id,
@@ -1258,6 +1261,8 @@ int rkb_sink_task_run(rkb_sink_task_t *t, const volatile int *stop, char *errstr
         round_t round;
         if (t->restore_cnt && restore_pending(t))
             round = t->failed ? ROUND_FAILED : ROUND_TRANSIENT;
+        else if (!t->cnt && rkb_consumer_hold(t->consumer, rkb_task_ctl_hold(ctl, true)))
+            round = (poll_into_batch(t, 100), ROUND_EMPTY); /* paused: serves the group only */
         else if (!t->cnt && (poll_into_batch(t, 100), !t->cnt))
             round = emit_window_results(t); /* ROUND_EMPTY unless window results wait */
         else

@@ -25,6 +25,7 @@
 #define RKB_SINK_SINK_H
 
 #include "config/config.h"
+#include "connect/task_ctl.h"
 
 #include <stdatomic.h>
 #include <stdint.h>
@@ -57,11 +58,12 @@ typedef struct rkb_sink_task_s rkb_sink_task_t;
 rkb_sink_task_t *rkb_sink_task_new(const rkb_config_t *conf, int task_id, char *errstr,
                                    size_t errstr_size);
 
-/* Runs the task on the calling thread until *stop becomes non-zero (then shuts down in order:
- * stop intake, apply what is in hand if Redis is reachable, store, commit, leave the group) or
- * until a record cannot be written. Returns 0 when stopped, -1 when FAILED (errstr says why,
- * naming the record's topic, partition and offset). */
-int rkb_sink_task_run(rkb_sink_task_t *task, const volatile int *stop, char *errstr,
+/* Runs the task on the calling thread until ctl->stop becomes non-zero (then shuts down in
+ * order: stop intake, apply what is in hand if Redis is reachable, store, commit, leave the
+ * group) or until a record cannot be written. While ctl asks for a pause, the batch in hand is
+ * finished and fetching is paused, the member staying in its group. Returns 0 when stopped, -1
+ * when FAILED (errstr says why, naming the record's topic, partition and offset). */
+int rkb_sink_task_run(rkb_sink_task_t *task, rkb_task_ctl_t *ctl, char *errstr,
                       size_t errstr_size);
 
 const rkb_sink_stats_t *rkb_sink_task_stats(const rkb_sink_task_t *task);

@@ -119,10 +119,6 @@ typedef enum {
     STEP_IDLE, /* redis.keys.timeout passed without an event */
 } step_t;
 
-typedef struct keys_stats_s {
-    uint64_t events, upserts, tombstones, skipped, delivered, delivery_failed, snapshots, resyncs;
-} keys_stats_t;
-
 struct rkb_keys_source_s {
     const rkb_config_t *conf;
     int task_id;
@@ -165,7 +161,7 @@ struct rkb_keys_source_s {
     bool failed;
     char failure[1024];
     rkb_buf_t value; /* the record value being built */
-    keys_stats_t stats;
+    rkb_keys_source_stats_t stats;
 };
 
 /* ---- small helpers --------------------------------------------------------------------------- */
@@ -1221,8 +1217,9 @@ static step_t step(rkb_keys_source_t *src, const volatile int *stop) {
     return rc;
 }
 
-int rkb_keys_source_run(rkb_keys_source_t *src, const volatile int *stop, char *errstr,
+int rkb_keys_source_run(rkb_keys_source_t *src, rkb_task_ctl_t *ctl, char *errstr,
                         size_t errstr_size) {
+    const volatile int *stop = rkb_task_ctl_stop(ctl);
     src->producer = rkb_connect_producer_new(src->conf, src->task_id, NULL, src->component,
                                              on_delivery, src, errstr, errstr_size);
     if (!src->producer)
@@ -1237,6 +1234,15 @@ int rkb_keys_source_run(rkb_keys_source_t *src, const volatile int *stop, char *
     src->last_event_ms = rkb_now_ms();
 
     while (!*stop && !src->failed) {
+        /* Paused (connect/task_ctl.h): no events are taken in; the keys known to have changed
+         * are sent and delivered first, and only then is the pause reported. */
+        if (rkb_task_ctl_hold(ctl, !src->dirty_cnt && !rkb_producer_outstanding(src->producer))) {
+            if (src->dirty_cnt && send_dirty(src) != STEP_OK)
+                rkb_source_backoff(src->producer, 1, BACKOFF_MAX_MS, stop);
+            rkb_producer_poll(src->producer, 50);
+            src->last_event_ms = rkb_now_ms(); /* a pause is not redis.keys.timeout's idleness */
+            continue;
+        }
         step_t rc = step(src, stop);
         if (rc == STEP_IDLE) {
             rkb_log_info(src->component,
@@ -1254,6 +1260,7 @@ int rkb_keys_source_run(rkb_keys_source_t *src, const volatile int *stop, char *
         }
         /* Transient: back off, serving delivery reports meanwhile. The first retry after a
          * loss of events comes at once. */
+        src->stats.retries++;
         rkb_source_backoff(src->producer, src->attempt++, BACKOFF_MAX_MS, stop);
     }
 
@@ -1281,4 +1288,8 @@ int rkb_keys_source_run(rkb_keys_source_t *src, const volatile int *stop, char *
         return -1;
     }
     return 0;
+}
+
+const rkb_keys_source_stats_t *rkb_keys_source_stats(const rkb_keys_source_t *src) {
+    return &src->stats;
 }

@@ -45,9 +45,6 @@
 #define SHUTDOWN_FLUSH_MS 30000
 #define BACKOFF_MAX_MS    10000
 
-typedef struct pubsub_stats_s {
-    uint64_t received, delivered, delivery_failed, dropped, reconnects;
-} pubsub_stats_t;
 
 struct rkb_pubsub_source_s {
     const rkb_config_t *conf;
@@ -70,7 +67,7 @@ struct rkb_pubsub_source_s {
     int attempt;
     bool failed;
     char failure[1024];
-    pubsub_stats_t stats;
+    rkb_pubsub_source_stats_t stats;
 };
 
 /* ---- configuration --------------------------------------------------------------------------- */
@@ -312,8 +309,9 @@ static int subscribe(rkb_pubsub_source_t *src) {
     return 0;
 }
 
-int rkb_pubsub_source_run(rkb_pubsub_source_t *src, const volatile int *stop, char *errstr,
+int rkb_pubsub_source_run(rkb_pubsub_source_t *src, rkb_task_ctl_t *ctl, char *errstr,
                           size_t errstr_size) {
+    const volatile int *stop = rkb_task_ctl_stop(ctl);
     src->producer = rkb_connect_producer_new(src->conf, src->task_id, NULL, src->component,
                                              on_delivery, src, errstr, errstr_size);
     if (!src->producer)
@@ -324,6 +322,12 @@ int rkb_pubsub_source_run(rkb_pubsub_source_t *src, const volatile int *stop, ch
                  src->topic_template);
 
     while (!*stop && !src->failed) {
+        /* Paused (connect/task_ctl.h): nothing is read from the subscription; what was taken
+         * is delivered first, and only then is the pause reported. */
+        if (rkb_task_ctl_hold(ctl, !rkb_producer_outstanding(src->producer))) {
+            rkb_producer_poll(src->producer, 50);
+            continue;
+        }
         int rc = 0;
         if (!rkb_subscriber_is_connected(src->sub)) {
             rc = subscribe(src);
@@ -344,6 +348,7 @@ int rkb_pubsub_source_run(rkb_pubsub_source_t *src, const volatile int *stop, ch
             continue;
         }
         /* The first attempt after a loss comes at once, then with capped backoff. */
+        src->stats.retries++;
         rkb_source_backoff(src->producer, src->attempt++, BACKOFF_MAX_MS, stop);
     }
 
@@ -361,4 +366,8 @@ int rkb_pubsub_source_run(rkb_pubsub_source_t *src, const volatile int *stop, ch
         return -1;
     }
     return 0;
+}
+
+const rkb_pubsub_source_stats_t *rkb_pubsub_source_stats(const rkb_pubsub_source_t *src) {
+    return &src->stats;
 }

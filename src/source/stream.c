@@ -57,6 +57,7 @@
 
 #include "connect/clients.h"
 #include "kafka/producer.h"
+#include "metrics/metrics.h"
 #include "redis/redis.h"
 #include "util/failpoint.h"
 #include "util/log.h"
@@ -71,6 +72,7 @@
 #define RETRY_DELAY_MAX_MS   10000 /* backoff cap for Redis and delivery failures */
 #define SHUTDOWN_FLUSH_MS    10000 /* how long shutdown waits for delivery reports */
 #define TRIM_INTERVAL_MS     1000  /* trim.acked: at most once a second per stream */
+#define PENDING_INTERVAL_MS  1000  /* pending entries counted for GET /metrics */
 #define LOST_IDS_LOGGED      5     /* IDs named in one "lost" log line */
 #define DEFAULT_TOPIC        "${stream}"
 #define MISSING_FIELD_LOGGED 10 /* "missing field" lines logged before going quiet */
@@ -110,15 +112,6 @@ typedef enum { STEP_OK, STEP_TRANSIENT, STEP_FAILED } step_t;
 typedef enum { READ_LIVE, READ_RECOVERY } read_kind_t;
 typedef enum { FROM_READ, FROM_CLAIM } entry_origin_t;
 
-typedef struct stream_stats_s {
-    uint64_t read;     /* entries XREADGROUP returned (new and re-read) */
-    uint64_t produced; /* delivery reports without error */
-    uint64_t acked;    /* entries XACK removed from the PEL */
-    uint64_t lost;     /* pending entries trimmed or deleted before they were produced */
-    uint64_t claimed;  /* entries XAUTOCLAIM handed over */
-    uint64_t failed;   /* delivery reports with an error */
-    uint64_t missing;  /* records produced with a null key or value: the field was missing */
-} stream_stats_t;
 
 struct rkb_stream_source_s {
     const rkb_config_t *conf;
@@ -163,7 +156,8 @@ struct rkb_stream_source_s {
     char dr_error[256]; /* the last one's text */
     bool failed;
     char failure[1024];
-    stream_stats_t stats;
+    rkb_stream_source_stats_t stats;
+    int64_t next_pending; /* when to count pending entries again (metrics) */
 };
 
 /* ---- small helpers --------------------------------------------------------------------------- */
@@ -1127,6 +1121,7 @@ static step_t read_round(rkb_stream_source_t *t, read_kind_t kind) {
             if (!s || !entries->elements)
                 continue;
             t->stats.read += entries->elements;
+            rkb_task_metrics_batch(rkb_task_metrics_current(), entries->elements);
             if (kind == READ_RECOVERY) {
                 const redisReply *last = entries->element[entries->elements - 1];
                 if (entry_ok(last)) {
@@ -1357,6 +1352,42 @@ static step_t trim(rkb_stream_source_t *t) {
     return STEP_OK;
 }
 
+/* Counts each stream's pending entries for GET /metrics: XPENDING's summary, the whole group's
+ * (what operators watch: entries handed out and not acknowledged yet), at most once per
+ * PENDING_INTERVAL_MS. */
+static step_t count_pending(rkb_stream_source_t *t) {
+    t->next_pending = rkb_now_ms() + PENDING_INTERVAL_MS;
+    rkb_cmds_reset(t->cmds);
+    for (size_t i = 0; i < t->stream_cnt; i++) {
+        const stream_t *s = t->streams[i];
+        if (!s->active || !s->group_ready)
+            continue;
+        rkb_cmds_begin(t->cmds);
+        rkb_cmds_args(t->cmds, "XPENDING");
+        rkb_cmds_args(t->cmds, s->name);
+        rkb_cmds_args(t->cmds, t->group);
+        rkb_cmds_end(t->cmds);
+    }
+    size_t cnt = rkb_cmds_count(t->cmds);
+    if (!cnt)
+        return STEP_OK;
+    if (send_cmds(t))
+        return STEP_TRANSIENT;
+    size_t r = 0;
+    for (size_t i = 0; i < t->stream_cnt; i++) {
+        const stream_t *s = t->streams[i];
+        if (!s->active || !s->group_ready)
+            continue;
+        const redisReply *reply = t->replies[r++];
+        if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 &&
+            reply->element[0]->type == REDIS_REPLY_INTEGER)
+            rkb_task_metrics_stream_pending(rkb_task_metrics_current(), s->name,
+                                            reply->element[0]->integer);
+    }
+    rkb_redis_replies_free(t->replies, cnt);
+    return STEP_OK;
+}
+
 /* ---- the loop -------------------------------------------------------------------------------- */
 
 static bool any_active(const rkb_stream_source_t *t) {
@@ -1410,6 +1441,8 @@ static step_t step(rkb_stream_source_t *t, const volatile int *stop) {
         st = claim(t, stop);
     if (st == STEP_OK && t->trim_acked && rkb_now_ms() >= t->next_trim)
         st = trim(t);
+    if (st == STEP_OK && rkb_now_ms() >= t->next_pending)
+        st = count_pending(t);
     if (st != STEP_OK || *stop)
         return st;
 
@@ -1470,8 +1503,9 @@ static void log_started(rkb_stream_source_t *t) {
     rkb_buf_free(&names);
 }
 
-int rkb_stream_source_run(rkb_stream_source_t *t, const volatile int *stop, char *errstr,
+int rkb_stream_source_run(rkb_stream_source_t *t, rkb_task_ctl_t *ctl, char *errstr,
                           size_t errstr_size) {
+    const volatile int *stop = rkb_task_ctl_stop(ctl);
     t->producer = rkb_connect_producer_new(t->conf, t->task_id, NULL, t->component, on_delivery, t,
                                            errstr, errstr_size);
     if (!t->producer)
@@ -1479,6 +1513,14 @@ int rkb_stream_source_run(rkb_stream_source_t *t, const volatile int *stop, char
     log_started(t);
 
     while (!*stop && !t->failed) {
+        /* Paused (connect/task_ctl.h): no reads; the records in flight get their delivery
+         * reports and their entries their XACK, and only then is the pause reported. */
+        if (rkb_task_ctl_hold(ctl, !t->inflight && !acks_pending(t))) {
+            rkb_producer_poll(t->producer, 50);
+            if (!t->inflight && acks_pending(t))
+                flush_acks(t);
+            continue;
+        }
         step_t st = step(t, stop);
         if (st == STEP_FAILED)
             break;
@@ -1493,6 +1535,7 @@ int rkb_stream_source_run(rkb_stream_source_t *t, const volatile int *stop, char
         /* Transient: reads pause; delivery reports keep being served while we wait. */
         if (!t->attempt)
             rkb_log_warn(t->component, "pausing reads; retrying with backoff");
+        t->stats.retries++;
         int64_t until = rkb_now_ms() + rkb_backoff_ms(t->attempt++, 100, RETRY_DELAY_MAX_MS);
         while (!*stop && rkb_now_ms() < until)
             rkb_producer_poll(t->producer, 50);
@@ -1511,6 +1554,10 @@ int rkb_stream_source_run(rkb_stream_source_t *t, const volatile int *stop, char
         return -1;
     }
     return 0;
+}
+
+const rkb_stream_source_stats_t *rkb_stream_source_stats(const rkb_stream_source_t *t) {
+    return &t->stats;
 }
 
 void rkb_stream_source_destroy(rkb_stream_source_t *t) {

@@ -18,19 +18,36 @@
 #define RKB_SOURCE_STREAM_H
 
 #include "config/config.h"
+#include "connect/task_ctl.h"
 
+#include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct rkb_stream_source_s rkb_stream_source_t;
+
+/* Counters of one task; read from any thread. */
+typedef struct rkb_stream_source_stats_s {
+    _Atomic uint64_t read;     /* entries XREADGROUP returned (new and re-read) */
+    _Atomic uint64_t produced; /* delivery reports without error */
+    _Atomic uint64_t acked;    /* entries XACK removed from the PEL */
+    _Atomic uint64_t lost;     /* pending entries trimmed or deleted before they were produced */
+    _Atomic uint64_t claimed;  /* entries XAUTOCLAIM handed over */
+    _Atomic uint64_t failed;   /* delivery reports with an error */
+    _Atomic uint64_t missing;  /* records produced with a null key or value: the field was missing */
+    _Atomic uint64_t retries;  /* backoffs after a Redis or delivery failure */
+} rkb_stream_source_stats_t;
 
 /* Source-specific checks on top of rkb_config_validate ("ORIGIN: key: why" lines). */
 int rkb_stream_source_validate(const rkb_config_t *conf, rkb_errors_t *errs);
 rkb_stream_source_t *rkb_stream_source_new(const rkb_config_t *conf, int task_id, char *errstr,
                                            size_t errstr_size);
-/* Runs until *stop (then: stop reading, flush the producer, XACK what was delivered, exit) or a
- * failure. 0 when stopped, -1 when FAILED (errstr). */
-int rkb_stream_source_run(rkb_stream_source_t *src, const volatile int *stop, char *errstr,
+/* Runs until ctl->stop (then: stop reading, flush the producer, XACK what was delivered, exit)
+ * or a failure. While ctl asks for a pause, no entry is read; what is in flight is delivered
+ * and acknowledged first. 0 when stopped, -1 when FAILED (errstr). */
+int rkb_stream_source_run(rkb_stream_source_t *src, rkb_task_ctl_t *ctl, char *errstr,
                           size_t errstr_size);
+const rkb_stream_source_stats_t *rkb_stream_source_stats(const rkb_stream_source_t *src);
 void rkb_stream_source_destroy(rkb_stream_source_t *src); /* NULL is safe */
 
 #endif

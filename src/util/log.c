@@ -7,6 +7,7 @@
 #include "util/log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -267,7 +268,13 @@ static void put_timestamp(out_t *out) {
     put(out, text, n > 0 ? (size_t)n : 0);
 }
 
-static void write_line(const char *line, size_t len) {
+/* The status line (rkb_log_status_line), "" when none: erased before each log line and drawn
+ * again below it, in the same write. */
+#define ERASE_LINE "\r\033[K"
+static pthread_mutex_t status_lock = PTHREAD_MUTEX_INITIALIZER;
+static char status_line[512];
+
+static void write_all(const char *line, size_t len) {
     while (len > 0) {
         ssize_t n = write(STDERR_FILENO, line, len);
         if (n < 0 && errno == EINTR)
@@ -277,6 +284,34 @@ static void write_line(const char *line, size_t len) {
         line += n;
         len -= (size_t)n;
     }
+}
+
+static void write_line(const char *line, size_t len) {
+    pthread_mutex_lock(&status_lock);
+    if (status_line[0]) {
+        size_t status_len = strlen(status_line);
+        char *with_status = malloc(len + status_len + sizeof(ERASE_LINE));
+        if (with_status) {
+            memcpy(with_status, ERASE_LINE, sizeof(ERASE_LINE) - 1);
+            memcpy(with_status + sizeof(ERASE_LINE) - 1, line, len);
+            memcpy(with_status + sizeof(ERASE_LINE) - 1 + len, status_line, status_len);
+            write_all(with_status, sizeof(ERASE_LINE) - 1 + len + status_len);
+            free(with_status);
+            pthread_mutex_unlock(&status_lock);
+            return;
+        }
+    }
+    write_all(line, len);
+    pthread_mutex_unlock(&status_lock);
+}
+
+void rkb_log_status_line(const char *text) {
+    pthread_mutex_lock(&status_lock);
+    snprintf(status_line, sizeof(status_line), "%s", text ? text : "");
+    char out[sizeof(status_line) + sizeof(ERASE_LINE)];
+    int n = snprintf(out, sizeof(out), ERASE_LINE "%s", status_line);
+    write_all(out, n > 0 ? (size_t)n : 0);
+    pthread_mutex_unlock(&status_lock);
 }
 
 /* The one place a line is made. msg_len may exceed what msg holds (vsnprintf's answer): the

@@ -62,6 +62,11 @@ void rkb_log_connector(rkb_log_level_t level, const char *connector, const char 
 void rkb_log_always(rkb_log_level_t level, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* A one-line status kept below the log lines on a terminal (`rkbridge run`'s live status):
+ * it is drawn now, and drawn again after every log line, which is written over it. NULL or "":
+ * erase it and stop. The caller writes it only when stderr is a terminal. */
+void rkb_log_status_line(const char *text);
+
 #define rkb_log_error(comp, ...) rkb_log(RKB_LOG_ERROR, comp, __VA_ARGS__)
 #define rkb_log_warn(comp, ...)  rkb_log(RKB_LOG_WARN, comp, __VA_ARGS__)
 #define rkb_log_info(comp, ...)  rkb_log(RKB_LOG_INFO, comp, __VA_ARGS__)

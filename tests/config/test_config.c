@@ -14,6 +14,7 @@
 
 #include "config/config.h"
 #include "harness.h"
+#include "util/util.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -701,6 +702,97 @@ static void test_password_never_printed(void **state) {
     rkb_errors_clear(&errs);
 }
 
+/* ---- Worker configs ------------------------------------------------------------------------- */
+
+/* A worker file takes worker properties and kafka.*, and refuses connector properties; a
+ * connector refuses worker properties, naming the worker file. */
+static void test_worker_config(void **state) {
+    rkb_errors_t errs;
+    rkb_errors_init(&errs);
+    const char *path;
+    rkb_config_t *conf = load("worker.properties",
+                              "listeners=http://127.0.0.1:0\n"                /* 1 */
+                              "rest.auth.token=s3cret\n"                      /* 2 */
+                              "config.storage.topic=my-configs\n"             /* 3 */
+                              "kafka.bootstrap.servers=b:9092\n"              /* 4 */
+                              "redis.type=HASH\n",                            /* 5 */
+                              &path, &errs);
+    expect_count(&errs, 0);
+    assert_int_equal(rkb_config_validate_worker(conf, &errs), 1);
+    assert_string_equal(errs.msgs[0],
+                        at_msg(path, 5,
+                               "redis.type: not a worker property (connector properties belong "
+                               "in a connector file or the REST API)"));
+    assert_string_equal(rkb_config_get(conf, "config.storage.topic"), "my-configs");
+    assert_int_equal(rkb_config_get_int(conf, "rest.request.max.bytes"), 1048576);
+    rkb_config_destroy(conf);
+    rkb_errors_clear(&errs);
+
+    conf = load("badlistener.properties", "listeners=somewhere\n", &path, &errs);
+    assert_int_equal(rkb_config_validate_worker(conf, &errs), 1);
+    expect_msg(&errs, 0, at_msg(path, 1, "listeners: expected HOST:PORT"));
+    rkb_config_destroy(conf);
+    rkb_errors_clear(&errs);
+
+    conf = load("sink-with-worker-key.properties",
+                "name=s\n"
+                "connector.class=RedisSinkConnector\n"
+                "topics=t\n"
+                "listeners=127.0.0.1:9999\n", /* 4 */
+                &path, &errs);
+    assert_int_equal(rkb_config_validate(conf, &errs), 1);
+    expect_msg(&errs, 0, at_msg(path, 4, "listeners: a worker property"));
+    rkb_config_destroy(conf);
+    rkb_errors_clear(&errs);
+}
+
+static void test_listener_syntax(void **state) {
+    static const struct {
+        const char *text;
+        const char *host;
+        int port;
+    } good[] = {{"http://127.0.0.1:8083", "127.0.0.1", 8083}, {"localhost:0", "localhost", 0},
+                {"[::1]:8083", "::1", 8083},                  {"http://0.0.0.0:80/", "0.0.0.0", 80}};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        char *host = NULL, why[256];
+        int port = -1;
+        if (rkb_config_listener(good[i].text, &host, &port, why, sizeof(why)))
+            fail_msg("%s: %s", good[i].text, why);
+        assert_string_equal(host, good[i].host);
+        assert_int_equal(port, good[i].port);
+        free(host);
+    }
+    static const char *const bad[] = {"8083", ":8083", "https://h:1", "h:65536", "h:x", "[::1:1"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char *host = NULL, why[256];
+        int port;
+        if (!rkb_config_listener(bad[i], &host, &port, why, sizeof(why)))
+            fail_msg("%s accepted", bad[i]);
+        assert_null(host);
+    }
+}
+
+static void collect_set(const char *key, const char *value, const char *origin, void *opaque) {
+    rkb_buf_appendf(opaque, "%s=%s@%s;", key, value, origin);
+}
+
+/* What the user set, and only that, in table order then kafka.* (what GET .../config shows). */
+static void test_foreach_set(void **state) {
+    rkb_errors_t errs;
+    rkb_errors_init(&errs);
+    rkb_config_t *conf = rkb_config_new();
+    assert_int_equal(rkb_config_set(conf, "kafka.acks", "all", "o1", &errs), 0);
+    assert_int_equal(rkb_config_set(conf, "redis.type", "hash", "o2", &errs), 0);
+    assert_int_equal(rkb_config_set(conf, "name", "n", "o3", &errs), 0);
+    rkb_buf_t out;
+    rkb_buf_init(&out);
+    rkb_config_foreach_set(conf, collect_set, &out);
+    assert_string_equal(out.data, "name=n@o3;redis.type=HASH@o2;kafka.acks=all@o1;");
+    rkb_buf_free(&out);
+    rkb_config_destroy(conf);
+    rkb_errors_clear(&errs);
+}
+
 /* ---- The table and its printouts ---------------------------------------------------------- */
 
 static void test_table_is_consistent(void **state) {
@@ -713,7 +805,9 @@ static void test_table_is_consistent(void **state) {
         assert_non_null(prop->doc);
         assert_null(strchr(prop->doc, '|'));
         assert_null(strchr(prop->doc, '\n'));
-        assert_true(prop->scope != 0 && (prop->scope & ~RKB_SCOPE_ALL) == 0);
+        /* A connector property, or a worker one: never both. */
+        assert_true(prop->scope == RKB_SCOPE_WORKER ||
+                    (prop->scope != 0 && (prop->scope & ~RKB_SCOPE_ALL) == 0));
         if (prop->flags & RKB_PROP_F_REQUIRED)
             assert_null(prop->default_value);
         if (prop->type == RKB_PROP_ENUM)
@@ -769,6 +863,9 @@ static void test_help_and_markdown(void **state) {
     assert_non_null(strstr(md, "| `redis.keyspace` | template | `${topic}` |  | `redis.key` | "));
     assert_non_null(strstr(md, "`enable.auto.offset.store` | `false`"));
     assert_non_null(strstr(md, "consumer.override."));
+    assert_non_null(strstr(md, "## Worker properties\n\nThe worker file"));
+    assert_non_null(strstr(md, "| `listeners` | string | `http://127.0.0.1:8083` |"));
+    assert_non_null(strstr(help, "\nWorker:\n  listeners\n"));
 
 #ifdef RKB_SOURCE_DIR
     /* The committed reference must be this output. */
@@ -829,6 +926,9 @@ int main(void) {
         cmocka_unit_test(test_kafka_passthrough),
         cmocka_unit_test(test_kafka_offset_store_must_stay_off),
         cmocka_unit_test(test_password_never_printed),
+        cmocka_unit_test(test_worker_config),
+        cmocka_unit_test(test_listener_syntax),
+        cmocka_unit_test(test_foreach_set),
         cmocka_unit_test(test_table_is_consistent),
         cmocka_unit_test(test_get_unknown_name_aborts),
         cmocka_unit_test(test_help_and_markdown),

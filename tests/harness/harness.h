@@ -140,6 +140,36 @@ void h_proc_free(h_proc_t *proc); /* kills it if still running; NULL is safe */
  * args to discard). Returns the exit code. */
 int h_run(const char *const *argv, char **out, char **err);
 
+/* Starts rkbridge with its stderr on a new pseudo-terminal (so that isatty(2) is true) and its
+ * stdout in the log; *tty_fd receives the terminal's master side, to read what rkbridge drew
+ * there (the caller closes it). */
+h_proc_t *h_rkbridge_spawn_tty(const char *const *argv, int *tty_fd);
+
+/* ---- HTTP (the REST API) ------------------------------------------------------------------- */
+typedef struct h_http_resp_s {
+    int status;     /* 0: no answer */
+    char *headers;  /* the status line and header lines, as received */
+    char *body;     /* NUL-terminated (chunked bodies decoded) */
+    size_t body_len;
+} h_http_resp_t;
+
+/* One HTTP/1.1 request to address ("127.0.0.1:PORT"), with Connection: close; headers: extra
+ * "Name: value" lines, NULL-terminated, may be NULL; body (JSON) may be NULL. Returns the status,
+ * 0 when the server could not be reached. Free resp with h_http_resp_free. */
+int h_http(const char *address, const char *method, const char *path, const char *const *headers,
+           const char *body, h_http_resp_t *resp);
+/* Sends request bytes as they are and reads the answer (same return). */
+int h_http_raw(const char *address, const void *request, size_t len, h_http_resp_t *resp);
+/* A header's value (malloc'd, caller frees), or NULL. */
+char *h_http_header(const h_http_resp_t *resp, const char *name);
+void h_http_resp_free(h_http_resp_t *resp);
+
+/* Starts `rkbridge run --listen 127.0.0.1:0 [--worker FILE] [files...]` (FILE holds
+ * worker_text, may be NULL; files NULL-terminated, may be NULL) and waits until it logs its REST
+ * address, copied into address. */
+h_proc_t *h_worker_start(const char *worker_text, const char *const *files, char *address,
+                         size_t address_size);
+
 /* ---- Waiting ------------------------------------------------------------------------------- */
 /* Polls cond every 20 ms until true or timeout_ms passed. Returns the last value of cond.
  * A timeout is a failure of the behaviour under test, never a measured figure. */

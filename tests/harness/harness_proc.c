@@ -200,7 +200,9 @@ static void proc_cleanup(void *arg) {
     free(priv);
 }
 
-h_proc_t *h_rkbridge_spawn(const char *const *argv, const char *const *env) {
+/* Starts the rkbridge under test with argv[1..]; stdout and stderr go to the process's log,
+ * or stderr to stderr_fd when it is not -1. */
+static h_proc_t *spawn_rkbridge(const char *const *argv, const char *const *env, int stderr_fd) {
     size_t argc = 0;
     while (argv[argc])
         argc++;
@@ -221,11 +223,30 @@ h_proc_t *h_rkbridge_spawn(const char *const *argv, const char *const *env) {
                                                .env = env,
                                                .stdin_fd = -1,
                                                .stdout_fd = log_fd,
-                                               .stderr_fd = log_fd});
+                                               .stderr_fd = stderr_fd == -1 ? log_fd : stderr_fd});
     close(log_fd);
     free(child_argv);
     priv->cleanup = h_cleanup_register(proc_cleanup, priv);
     return &priv->proc;
+}
+
+h_proc_t *h_rkbridge_spawn(const char *const *argv, const char *const *env) {
+    return spawn_rkbridge(argv, env, -1);
+}
+
+h_proc_t *h_rkbridge_spawn_tty(const char *const *argv, int *tty_fd) {
+    int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    char slave_path[256];
+    if (master == -1 || grantpt(master) || unlockpt(master) ||
+        ptsname_r(master, slave_path, sizeof(slave_path)))
+        h_fatal("pseudo-terminal: %s", strerror(errno));
+    int slave = open(slave_path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (slave == -1)
+        h_fatal("open %s: %s", slave_path, strerror(errno));
+    h_proc_t *proc = spawn_rkbridge(argv, NULL, slave);
+    close(slave);
+    *tty_fd = master;
+    return proc;
 }
 
 h_proc_t *h_rkbridge_run(const char *config_text, const char *const *env) {

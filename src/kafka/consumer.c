@@ -10,6 +10,8 @@
 #include "util/util.h"
 
 #include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,27 @@ struct rkb_consumer_s {
     bool held;   /* rkb_consumer_hold */
     bool cooperative;
     rkb_task_metrics_t *metrics; /* of the task that created it, or NULL */
+
+    /* Fetch wake-up (see kick_fetcher). */
+    rd_kafka_queue_t *queue;   /* the consumer queue, to read its length */
+    int64_t queued_min_msgs;   /* effective queued.min.messages */
+    int64_t queued_max_bytes;  /* effective queued.max.messages.kbytes, in bytes */
+    size_t queued_high;        /* most messages seen queued since the last kick */
+    double avg_msg_bytes;      /* running mean of key + value bytes per message */
+    /* The waker thread (see kick_fetcher); wake and wake_cnt are its own. */
+    pthread_t waker;
+    bool waker_started;
+    pthread_mutex_t wake_lock;
+    pthread_cond_t wake_cond;
+    bool wake_requested; /* under wake_lock */
+    bool wake_stale;     /* under wake_lock: the assignment changed since wake was made */
+    bool waker_stop;     /* under wake_lock */
+    struct {
+        char *topic;
+        int32_t partition;
+    } *wake; /* one assigned partition per leader broker */
+    size_t wake_cnt;
+    int64_t wake_refreshed_ms;
 };
 
 /* Statistics (statistics.interval.ms) come from rd_kafka_consumer_poll on the owner's thread;
@@ -77,6 +100,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rkb_buf_t desc;
     rkb_buf_init(&desc);
     describe_list(list, &desc);
+    pthread_mutex_lock(&c->wake_lock);
+    c->wake_stale = true;
+    pthread_mutex_unlock(&c->wake_lock);
 
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         rkb_log_info(c->component, "assigned %s", desc.data);
@@ -147,10 +173,132 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rkb_buf_free(&desc);
 }
 
+/* An integer property of kconf as librdkafka will use it, or dflt if it cannot be read. */
+static int64_t conf_int(const rd_kafka_conf_t *kconf, const char *name, int64_t dflt) {
+    char buf[32];
+    size_t size = sizeof(buf);
+    int64_t value;
+    if (rd_kafka_conf_get(kconf, name, buf, &size) != RD_KAFKA_CONF_OK ||
+        rkb_parse_int64(buf, 1, INT64_MAX, &value))
+        return dflt;
+    return value;
+}
+
+/*
+ * librdkafka 2.0 stops fetching while the consumer queue holds queued.min.messages messages or
+ * queued.max.messages.kbytes, and a broker thread looks at its partitions again only when
+ * something wakes it, at the latest after one second (later librdkafka versions added
+ * fetch.queue.backoff.ms for it). A sink that drains a full queue faster than that sits idle
+ * for the rest of the second: it halved the sink's throughput. So when the queue was near a
+ * bound and has drained to half of it, each broker thread that leads an assigned partition is
+ * woken by a request for that partition's watermarks (ListOffsets: cheap, and it changes
+ * nothing); the thread then decides again and fetches. Partition operations (resume, seek)
+ * would not do: they go to librdkafka's main thread and reset the fetch position.
+ *
+ * The requests are made by a thread of their own: on its connection a ListOffsets waits behind
+ * a Fetch the broker holds for fetch.wait.max.ms, and the task must not wait with it.
+ */
+static void refresh_wake_targets(rkb_consumer_t *c) {
+    for (size_t i = 0; i < c->wake_cnt; i++)
+        free(c->wake[i].topic);
+    c->wake_cnt = 0;
+    c->wake_refreshed_ms = rkb_now_ms();
+    rd_kafka_topic_partition_list_t *assignment = NULL;
+    if (rd_kafka_assignment(c->rk, &assignment) || !assignment)
+        return;
+    size_t room = assignment->cnt ? (size_t)assignment->cnt : 1;
+    c->wake = rkb_realloc(c->wake, room * sizeof(*c->wake));
+    int32_t *leaders = rkb_calloc(room, sizeof(*leaders));
+    for (int i = 0; i < assignment->cnt; i++) {
+        const rd_kafka_topic_partition_t *tp = &assignment->elems[i];
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(c->rk, tp->topic, NULL);
+        const struct rd_kafka_metadata *md = NULL;
+        int32_t leader = -1;
+        if (rkt && rd_kafka_metadata(c->rk, 0, rkt, &md, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            for (int t = 0; t < md->topic_cnt; t++)
+                for (int p = 0; p < md->topics[t].partition_cnt; p++)
+                    if (md->topics[t].partitions[p].id == tp->partition)
+                        leader = md->topics[t].partitions[p].leader;
+            rd_kafka_metadata_destroy(md);
+        }
+        if (rkt)
+            rd_kafka_topic_destroy(rkt);
+        bool known = false;
+        for (size_t w = 0; w < c->wake_cnt && !known; w++)
+            known = leaders[w] == leader;
+        if (known)
+            continue;
+        leaders[c->wake_cnt] = leader;
+        c->wake[c->wake_cnt].topic = rkb_strdup(tp->topic);
+        c->wake[c->wake_cnt].partition = tp->partition;
+        c->wake_cnt++;
+    }
+    free(leaders);
+    rd_kafka_topic_partition_list_destroy(assignment);
+}
+
+static void *waker_main(void *arg) {
+    rkb_consumer_t *c = arg;
+    pthread_mutex_lock(&c->wake_lock);
+    for (;;) {
+        while (!c->wake_requested && !c->waker_stop)
+            pthread_cond_wait(&c->wake_cond, &c->wake_lock);
+        if (c->waker_stop)
+            break;
+        c->wake_requested = false;
+        bool stale = c->wake_stale;
+        c->wake_stale = false;
+        pthread_mutex_unlock(&c->wake_lock);
+
+        if (stale || rkb_now_ms() - c->wake_refreshed_ms > 30000)
+            refresh_wake_targets(c);
+        for (size_t i = 0; i < c->wake_cnt; i++) {
+            int64_t low, high;
+            rd_kafka_query_watermark_offsets(c->rk, c->wake[i].topic, c->wake[i].partition, &low,
+                                             &high, 500);
+        }
+        pthread_mutex_lock(&c->wake_lock);
+    }
+    pthread_mutex_unlock(&c->wake_lock);
+    return NULL;
+}
+
+/* After a poll: asks the waker to wake the fetchers when the queue was near a bound and has
+ * drained to half of it. */
+static void kick_fetcher(rkb_consumer_t *c) {
+    size_t queued = rd_kafka_queue_length(c->queue);
+    if (queued > c->queued_high)
+        c->queued_high = queued;
+    double high_bytes = (double)c->queued_high * c->avg_msg_bytes;
+    bool was_full = c->queued_high * 10 >= (size_t)c->queued_min_msgs * 8 ||
+                    high_bytes * 10 >= (double)c->queued_max_bytes * 8;
+    bool drained = queued * 2 <= (size_t)c->queued_min_msgs &&
+                   (double)queued * c->avg_msg_bytes * 2 <= (double)c->queued_max_bytes;
+    if (!was_full || !drained || c->paused || c->held)
+        return;
+    c->queued_high = queued;
+    if (!c->waker_started) {
+        if (pthread_create(&c->waker, NULL, waker_main, c)) {
+            rkb_log_warn(c->component, "cannot start the fetch waker thread; fetching may pause "
+                                       "up to a second when the queue fills");
+            c->queued_min_msgs = INT64_MAX / 16; /* do not try again */
+            c->queued_max_bytes = INT64_MAX / 16;
+            return;
+        }
+        c->waker_started = true;
+    }
+    pthread_mutex_lock(&c->wake_lock);
+    c->wake_requested = true;
+    pthread_cond_signal(&c->wake_cond);
+    pthread_mutex_unlock(&c->wake_lock);
+}
+
 rkb_consumer_t *rkb_consumer_new(const rkb_consumer_conf_t *conf, char *errstr,
                                  size_t errstr_size) {
     rkb_consumer_t *c = rkb_calloc(1, sizeof(*c));
     c->component = rkb_strdup(conf->component ? conf->component : "consumer");
+    pthread_mutex_init(&c->wake_lock, NULL);
+    pthread_cond_init(&c->wake_cond, NULL);
     c->handlers = conf->handlers;
     c->metrics = rkb_task_metrics_current();
 
@@ -162,6 +310,9 @@ rkb_consumer_t *rkb_consumer_new(const rkb_consumer_conf_t *conf, char *errstr,
         "auto.offset.reset",    "earliest", "partition.assignment.strategy", "cooperative-sticky",
         "enable.auto.commit",   "true",     "auto.commit.interval.ms",       "1000",
         "enable.partition.eof", "false",    "queued.max.messages.kbytes",    "16384",
+        /* Bounded prefetch (peak RSS): with the fetch waker (kick_fetcher) a small queue does
+         * not stall the sink; one fetch response at most 8 MB on top. */
+        "queued.min.messages",  "20000",    "fetch.max.bytes",               "8388608",
     };
     for (size_t i = 0; i < RKB_ARRAY_SIZE(defaults); i += 2)
         if (rkb_kafka_conf_set(kconf, defaults[i], defaults[i + 1], errstr, errstr_size))
@@ -185,6 +336,9 @@ rkb_consumer_t *rkb_consumer_new(const rkb_consumer_conf_t *conf, char *errstr,
     if (rkb_kafka_conf_set(kconf, "enable.auto.offset.store", "false", errstr, errstr_size))
         goto fail;
 
+    c->queued_min_msgs = conf_int(kconf, "queued.min.messages", 100000);
+    c->queued_max_bytes = conf_int(kconf, "queued.max.messages.kbytes", 65536) * 1024;
+
     rd_kafka_conf_set_opaque(kconf, c);
     rd_kafka_conf_set_log_cb(kconf, log_cb);
     rd_kafka_conf_set_error_cb(kconf, error_cb);
@@ -200,6 +354,7 @@ rkb_consumer_t *rkb_consumer_new(const rkb_consumer_conf_t *conf, char *errstr,
     }
     kconf = NULL; /* consumed */
     rd_kafka_poll_set_consumer(c->rk);
+    c->queue = rd_kafka_queue_get_consumer(c->rk);
 
     rd_kafka_topic_partition_list_t *subscription =
         rd_kafka_topic_partition_list_new(conf->topic_cnt ? (int)conf->topic_cnt : 1);
@@ -218,6 +373,7 @@ rkb_consumer_t *rkb_consumer_new(const rkb_consumer_conf_t *conf, char *errstr,
     rd_kafka_topic_partition_list_destroy(subscription);
     if (err) {
         snprintf(errstr, errstr_size, "subscribe: %s", rd_kafka_err2str(err));
+        rd_kafka_queue_destroy(c->queue);
         rd_kafka_destroy(c->rk);
         c->rk = NULL;
         goto fail;
@@ -227,6 +383,8 @@ rkb_consumer_t *rkb_consumer_new(const rkb_consumer_conf_t *conf, char *errstr,
 fail:
     if (kconf)
         rd_kafka_conf_destroy(kconf);
+    pthread_mutex_destroy(&c->wake_lock);
+    pthread_cond_destroy(&c->wake_cond);
     free(c->component);
     free(c);
     return NULL;
@@ -286,9 +444,13 @@ size_t rkb_consumer_poll(rkb_consumer_t *c, rkb_record_t *recs, size_t *cnt, siz
             break;
         }
         record_from_message(&recs[(*cnt)++], msg);
+        /* A mean over about the last thousand messages. */
+        c->avg_msg_bytes += ((double)(msg->len + msg->key_len) - c->avg_msg_bytes) / 1024;
         if (++taken == max)
             break;
     }
+    if (taken)
+        kick_fetcher(c);
     return taken;
 }
 
@@ -418,9 +580,22 @@ void rkb_consumer_close(rkb_consumer_t *c) {
         return;
     if (c->rk) {
         rkb_consumer_commit(c);
+        if (c->waker_started) {
+            pthread_mutex_lock(&c->wake_lock);
+            c->waker_stop = true;
+            pthread_cond_signal(&c->wake_cond);
+            pthread_mutex_unlock(&c->wake_lock);
+            pthread_join(c->waker, NULL);
+        }
+        rd_kafka_queue_destroy(c->queue);
         rd_kafka_consumer_close(c->rk);
         rd_kafka_destroy(c->rk);
     }
+    for (size_t i = 0; i < c->wake_cnt; i++)
+        free(c->wake[i].topic);
+    free(c->wake);
+    pthread_mutex_destroy(&c->wake_lock);
+    pthread_cond_destroy(&c->wake_cond);
     free(c->component);
     free(c);
 }

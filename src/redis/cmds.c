@@ -19,9 +19,11 @@
 #include <assert.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 typedef struct {
     size_t offset; /* into bytes */
@@ -172,6 +174,61 @@ void rkb_cmds_truncate(rkb_cmds_t *cmds, size_t n) {
     cmds->building = false;
     cmds->bytes_len = first_arg < cmds->args_cnt ? cmds->args[first_arg].offset : cmds->bytes_len;
     cmds->args_cnt = first_arg;
+}
+
+typedef enum { RUN_NONE, RUN_SET, RUN_DEL } run_kind_t;
+
+static run_kind_t run_kind(const rkb_cmds_t *cmds, const cmd_t *cmd) {
+    const cmd_arg_t *name = &cmds->args[cmd->first_arg];
+    const char *text = cmds->bytes + name->offset;
+    if (cmd->argc == 3 && name->len == 3 && !strcasecmp(text, "SET"))
+        return RUN_SET;
+    if (cmd->argc == 2 && name->len == 3 && !strcasecmp(text, "DEL"))
+        return RUN_DEL;
+    return RUN_NONE;
+}
+
+size_t rkb_cmds_coalesce(rkb_cmds_t *cmds, size_t max_keys, size_t *map) {
+    assert(!cmds->building);
+    size_t mset_offset = SIZE_MAX; /* where "MSET" is in the arena, once needed */
+    size_t w = 0, aw = 0;          /* the next command and argument written */
+    run_kind_t open = RUN_NONE;    /* the kind of command w - 1, if it can take more keys */
+    size_t open_keys = 0;
+    for (size_t i = 0; i < cmds->cmds_cnt; i++) {
+        cmd_t cmd = cmds->cmds[i]; /* a copy: command w may be the same slot */
+        run_kind_t kind = run_kind(cmds, &cmd);
+        if (kind != RUN_NONE && kind == open && open_keys < max_keys) {
+            /* Join command w - 1: its arguments without the command name. */
+            cmd_t *run = &cmds->cmds[w - 1];
+            if (kind == RUN_SET && run->argc == 3) {
+                if (mset_offset == SIZE_MAX) {
+                    bytes_reserve(cmds, sizeof("MSET"));
+                    mset_offset = cmds->bytes_len;
+                    memcpy(cmds->bytes + mset_offset, "MSET", sizeof("MSET"));
+                    cmds->bytes_len += sizeof("MSET");
+                }
+                cmds->args[run->first_arg].offset = mset_offset;
+                cmds->args[run->first_arg].len = 4;
+            }
+            memmove(&cmds->args[aw], &cmds->args[cmd.first_arg + 1],
+                    (size_t)(cmd.argc - 1) * sizeof(*cmds->args));
+            aw += (size_t)cmd.argc - 1;
+            run->argc += cmd.argc - 1;
+            open_keys++;
+            map[i] = w - 1;
+            continue;
+        }
+        memmove(&cmds->args[aw], &cmds->args[cmd.first_arg], (size_t)cmd.argc * sizeof(*cmds->args));
+        cmds->cmds[w].first_arg = aw;
+        cmds->cmds[w].argc = cmd.argc;
+        aw += (size_t)cmd.argc;
+        map[i] = w++;
+        open = kind;
+        open_keys = 1;
+    }
+    cmds->cmds_cnt = w;
+    cmds->args_cnt = aw;
+    return w;
 }
 
 size_t rkb_cmds_count(const rkb_cmds_t *cmds) {

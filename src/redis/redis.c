@@ -44,6 +44,9 @@ struct rkb_redis_s {
     rkb_buf_t resp;        /* the RESP text of the last batch, reused */
     rkb_task_metrics_t *metrics; /* of the task that made the handle, or NULL */
     rkb_conn_state_t state;      /* as reported to metrics */
+    /* When each pipeline not yet answered was sent (a ring: at most a few are in flight). */
+    int64_t sent_us[8];
+    size_t sent_head, sent_tail;
 };
 
 /* Connection state and round trips go to the owning task's metrics (metrics/metrics.h). */
@@ -333,6 +336,7 @@ static void drop_connection(rkb_redis_t *r) {
     rkb_transport_close(r->conn);
     r->conn = NULL;
     r->up = false;
+    r->sent_head = r->sent_tail; /* nothing will answer them now */
     if (r->reader) {
         redisReaderFree(r->reader);
         r->reader = NULL;
@@ -646,9 +650,24 @@ static void resp_format(rkb_buf_t *out, const rkb_cmds_t *cmds) {
  *
  * @locality: the thread that owns r. Blocks until every reply is in or the connection failed.
  */
-int rkb_redis_pipeline(rkb_redis_t *r, const rkb_cmds_t *cmds, redisReply **replies, char *errstr,
-                       size_t errstr_size) {
-    size_t count = rkb_cmds_count(cmds);
+int rkb_redis_pipeline_send(rkb_redis_t *r, const rkb_cmds_t *cmds, char *errstr,
+                            size_t errstr_size) {
+    if (!r->conn) {
+        snprintf(errstr, errstr_size, "redis %s: not connected", r->addr);
+        return RKB_REDIS_ERR_IO;
+    }
+    if (rkb_cmds_count(cmds) == 0)
+        return RKB_REDIS_OK;
+    int64_t started_us = rkb_now_us();
+    resp_format(&r->resp, cmds);
+    if (send_bytes(r, r->resp.data, r->resp.len, errstr, errstr_size))
+        return RKB_REDIS_ERR_IO;
+    r->sent_us[r->sent_tail++ % RKB_ARRAY_SIZE(r->sent_us)] = started_us;
+    return RKB_REDIS_OK;
+}
+
+int rkb_redis_pipeline_recv(rkb_redis_t *r, size_t count, redisReply **replies, char *errstr,
+                            size_t errstr_size) {
     for (size_t i = 0; i < count; i++)
         replies[i] = NULL;
     if (!r->conn) {
@@ -657,11 +676,6 @@ int rkb_redis_pipeline(rkb_redis_t *r, const rkb_cmds_t *cmds, redisReply **repl
     }
     if (count == 0)
         return RKB_REDIS_OK;
-
-    int64_t started_us = rkb_now_us();
-    resp_format(&r->resp, cmds);
-    if (send_bytes(r, r->resp.data, r->resp.len, errstr, errstr_size))
-        return RKB_REDIS_ERR_IO;
     for (size_t got = 0; got < count; got++) {
         if (await_reply(r, &replies[got], errstr, errstr_size)) {
             /* A batch is all or nothing for the caller: it sends the whole batch again. */
@@ -669,8 +683,23 @@ int rkb_redis_pipeline(rkb_redis_t *r, const rkb_cmds_t *cmds, redisReply **repl
             return RKB_REDIS_ERR_IO;
         }
     }
-    rkb_task_metrics_redis_round_trip(r->metrics, rkb_now_us() - started_us, count);
+    if (r->sent_head != r->sent_tail) {
+        int64_t started_us = r->sent_us[r->sent_head++ % RKB_ARRAY_SIZE(r->sent_us)];
+        rkb_task_metrics_redis_round_trip(r->metrics, rkb_now_us() - started_us, count);
+    }
     return RKB_REDIS_OK;
+}
+
+int rkb_redis_pipeline(rkb_redis_t *r, const rkb_cmds_t *cmds, redisReply **replies, char *errstr,
+                       size_t errstr_size) {
+    size_t count = rkb_cmds_count(cmds);
+    int err = rkb_redis_pipeline_send(r, cmds, errstr, errstr_size);
+    if (err) {
+        for (size_t i = 0; i < count; i++)
+            replies[i] = NULL;
+        return err;
+    }
+    return rkb_redis_pipeline_recv(r, count, replies, errstr, errstr_size);
 }
 
 void rkb_redis_replies_free(redisReply **replies, size_t count) {

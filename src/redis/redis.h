@@ -91,6 +91,14 @@ size_t rkb_cmds_end(rkb_cmds_t *cmds);
 /* Drops every command after the first n (undo of a partly encoded record). */
 void rkb_cmds_truncate(rkb_cmds_t *cmds, size_t n);
 size_t rkb_cmds_count(const rkb_cmds_t *cmds);
+/* Merges, in place, each run of adjacent "SET key value" commands (exactly three arguments: no
+ * options) into one "MSET key value key value ...", and each run of adjacent "DEL key" into one
+ * "DEL key key ...", at most max_keys keys per merged command. Redis ends in the same state
+ * either way (a run keeps its order, and neither command fails for one key alone), with one
+ * command to parse and one reply instead of one per key. map[i] (map has room for the count
+ * before the call) receives the index of the command that now carries command i. Returns the
+ * new count. */
+size_t rkb_cmds_coalesce(rkb_cmds_t *cmds, size_t max_keys, size_t *map);
 /* Inspection (tests, logs): argc of command i, and argument j's bytes. */
 int rkb_cmds_argc(const rkb_cmds_t *cmds, size_t i);
 const char *rkb_cmds_argv(const rkb_cmds_t *cmds, size_t i, int j, size_t *len);
@@ -123,6 +131,15 @@ void rkb_redis_close(rkb_redis_t *r);
  * batch again. */
 int rkb_redis_pipeline(rkb_redis_t *r, const rkb_cmds_t *cmds, redisReply **replies, char *errstr,
                        size_t errstr_size);
+/* The two halves of rkb_redis_pipeline, so that a caller can have several batches in flight on
+ * one connection: send writes cmds (their replies come back in order, after those of every batch
+ * sent before); recv reads the replies of the oldest batch not yet read, count of them (the
+ * count of commands it had). The same failures and rules as rkb_redis_pipeline: after
+ * RKB_REDIS_ERR_IO the connection is closed and every batch in flight is lost. */
+int rkb_redis_pipeline_send(rkb_redis_t *r, const rkb_cmds_t *cmds, char *errstr,
+                            size_t errstr_size);
+int rkb_redis_pipeline_recv(rkb_redis_t *r, size_t count, redisReply **replies, char *errstr,
+                            size_t errstr_size);
 void rkb_redis_replies_free(redisReply **replies, size_t count);
 
 /* One command (argv form), blocking. Returns the reply (caller frees with freeReplyObject) or

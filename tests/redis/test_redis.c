@@ -308,6 +308,90 @@ static void test_cmds_large_binary_roundtrip(void **state) {
 
 /* ---- Pipelines ---------------------------------------------------------------------------- */
 
+/* Runs of SET and DEL merge, in order, and nothing else does (a SET with options stays alone);
+ * the map says which command now carries each old one; a run stops at max_keys. Redis, given the
+ * merged batch, ends as the unmerged batch would leave it. */
+static void test_cmds_coalesce(void **state) {
+    (void)state;
+    rkb_cmds_t *cmds = rkb_cmds_new();
+    size_t map[16];
+    add_cmd(cmds, "SET", "co:a", "1", NULL);
+    add_cmd(cmds, "set", "co:b", "2", NULL);
+    add_cmd(cmds, "SET", "co:d", "4", "EX", "100", NULL);
+    add_cmd(cmds, "DEL", "co:a", NULL);
+    add_cmd(cmds, "DEL", "co:b", NULL);
+    add_cmd(cmds, "SET", "co:a", "5", NULL);
+    add_cmd(cmds, "SET", "co:e", "6", NULL);
+    add_cmd(cmds, "SET", "co:f", "7", NULL);
+    add_cmd(cmds, "HSET", "co:h", "f", "v", NULL);
+    assert_int_equal(rkb_cmds_coalesce(cmds, 2, map), 6);
+    const size_t expect_map[] = {0, 0, 1, 2, 2, 3, 3, 4, 5};
+    for (size_t i = 0; i < RKB_ARRAY_SIZE(expect_map); i++)
+        assert_int_equal(map[i], expect_map[i]);
+    rkb_buf_t out;
+    rkb_buf_init(&out);
+    const char *const expect[] = {"MSET co:a 1 co:b 2", "SET co:d 4 EX 100", "DEL co:a co:b",
+                                  "MSET co:a 5 co:e 6", "SET co:f 7",        "HSET co:h f v"};
+    for (size_t i = 0; i < RKB_ARRAY_SIZE(expect); i++) {
+        rkb_buf_reset(&out);
+        rkb_cmds_describe(cmds, i, &out);
+        assert_string_equal(out.data, expect[i]);
+    }
+    rkb_buf_free(&out);
+
+    /* Appending after a merge works as after any command. */
+    add_cmd(cmds, "GET", "co:e", NULL);
+    assert_int_equal(rkb_cmds_count(cmds), 7);
+
+    rkb_redis_t *r = connect_to(NULL, NULL, NULL, 0);
+    redisReply *replies[7];
+    char errstr[256];
+    if (rkb_redis_pipeline(r, cmds, replies, errstr, sizeof(errstr)) != RKB_REDIS_OK)
+        fail_msg("pipeline: %s", errstr);
+    assert_string_equal(replies[6]->str, "6");
+    rkb_redis_replies_free(replies, 7);
+    assert_int_equal(h_redis_int(server, "EXISTS co:a co:b co:d co:e co:f co:h"), 5);
+    rkb_redis_destroy(r);
+    rkb_cmds_destroy(cmds);
+}
+
+/* Two batches in flight on one connection: each receive gets its own batch's replies, in order,
+ * and a lost connection loses both. */
+static void test_pipeline_two_in_flight(void **state) {
+    (void)state;
+    rkb_redis_t *r = connect_to(NULL, NULL, NULL, 0);
+    rkb_cmds_t *first = rkb_cmds_new(), *second = rkb_cmds_new();
+    redisReply *replies[3];
+    char errstr[256];
+    add_cmd(first, "SET", "fl:x", "1", NULL);
+    add_cmd(first, "INCR", "fl:x", NULL);
+    add_cmd(second, "INCR", "fl:x", NULL);
+    add_cmd(second, "GET", "fl:x", NULL);
+    add_cmd(second, "PING", NULL);
+    assert_int_equal(rkb_redis_pipeline_send(r, first, errstr, sizeof(errstr)), RKB_REDIS_OK);
+    assert_int_equal(rkb_redis_pipeline_send(r, second, errstr, sizeof(errstr)), RKB_REDIS_OK);
+    assert_int_equal(rkb_redis_pipeline_recv(r, 2, replies, errstr, sizeof(errstr)), RKB_REDIS_OK);
+    assert_string_equal(replies[0]->str, "OK");
+    assert_int_equal(replies[1]->integer, 2);
+    rkb_redis_replies_free(replies, 2);
+    assert_int_equal(rkb_redis_pipeline_recv(r, 3, replies, errstr, sizeof(errstr)), RKB_REDIS_OK);
+    assert_int_equal(replies[0]->integer, 3);
+    assert_string_equal(replies[1]->str, "3");
+    assert_string_equal(replies[2]->str, "PONG");
+    rkb_redis_replies_free(replies, 3);
+
+    /* Nothing sent after a close: a receive fails and leaves no reply behind. */
+    assert_int_equal(rkb_redis_pipeline_send(r, first, errstr, sizeof(errstr)), RKB_REDIS_OK);
+    rkb_redis_close(r);
+    assert_int_equal(rkb_redis_pipeline_recv(r, 2, replies, errstr, sizeof(errstr)),
+                     RKB_REDIS_ERR_IO);
+    assert_null(replies[0]);
+    assert_null(replies[1]);
+    rkb_cmds_destroy(first);
+    rkb_cmds_destroy(second);
+    rkb_redis_destroy(r);
+}
+
 static void test_pipeline_10k_in_order(void **state) {
     (void)state;
     enum { N = 10000 };
@@ -824,6 +908,8 @@ int main(void) {
         cmocka_unit_test(test_cmds_build_and_truncate),
         cmocka_unit_test(test_cmds_binary_and_describe),
         cmocka_unit_test(test_cmds_large_binary_roundtrip),
+        cmocka_unit_test(test_cmds_coalesce),
+        cmocka_unit_test(test_pipeline_two_in_flight),
         cmocka_unit_test(test_pipeline_10k_in_order),
         cmocka_unit_test(test_pipeline_error_replies),
         cmocka_unit_test(test_command_and_not_connected),

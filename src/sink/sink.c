@@ -31,6 +31,9 @@
 #include <string.h>
 #include <strings.h>
 
+/* The most keys one merged MSET or DEL carries (rkb_cmds_coalesce). */
+#define COALESCE_MAX_KEYS 1000
+
 /* Where a record of the batch stands. A record leaves the batch (and its offset may be
  * stored) only once it and every earlier record of its partition are REC_DONE. */
 typedef enum {
@@ -44,6 +47,8 @@ typedef struct rec_state_s {
     size_t cmd_first; /* its first command in t->cmds */
     int cmd_cnt;      /* number of commands (0: nothing to write) */
     bool sent;        /* part of the last pipeline */
+    bool inflight;    /* pipelined: sent, its replies not read yet */
+    unsigned char flight; /* pipelined: which of t->flights carries it */
     bool transient;   /* the last attempt failed in a way that goes away by itself */
     bool skip_write;  /* exactly-once: dead-lettered; the script only moves past it */
     rec_outcome_t outcome;
@@ -56,6 +61,16 @@ typedef struct rec_state_s {
     bool produced;       /* enrich.output.topic acknowledged it */
     uint64_t output_seq; /* produced, delivery report awaited (0: none) */
 } rec_state_t;
+
+/* At-least-once pipelining (apply_pipelined): one batch sent and not yet answered. */
+typedef struct flight_s {
+    rkb_cmds_t *cmds;
+    size_t *map; /* command as encoded → the merged command that carries it */
+    size_t map_cap;
+    size_t ncmds; /* after merging: the replies to read */
+    int64_t max_offset;
+    bool active;
+} flight_t;
 
 /* Per-partition view of one round. */
 typedef struct part_slot_s {
@@ -132,6 +147,13 @@ struct rkb_sink_task_s {
     rkb_cmds_t *cmds;
     redisReply **replies;
     size_t replies_cap;
+    size_t *cmd_map; /* at-least-once: command → the merged command that carries it */
+    size_t cmd_map_cap;
+    size_t capacity; /* records recs and states hold: batch.size, twice that pipelined */
+    /* At-least-once plain writes are pipelined two batches deep (apply_pipelined). */
+    bool pipelined;
+    flight_t flights[2];
+    unsigned next_flight; /* the flight the next send uses */
     part_slot_t *slots;
     size_t slot_cnt, slot_cap;
     rkb_toppar_t *store;
@@ -274,6 +296,8 @@ static void split_topics(rkb_sink_task_t *t, const char *list) {
 }
 
 static void on_dlq_result(uint64_t seq, bool ok, const char *errstr, void *opaque);
+static void poll_into_batch(rkb_sink_task_t *t, int timeout_ms);
+static size_t poll_room(const rkb_sink_task_t *t);
 static void on_output_result(uint64_t seq, bool ok, const char *errstr, void *opaque);
 
 rkb_sink_task_t *rkb_sink_task_new(const rkb_config_t *conf, int task_id, char *errstr,
@@ -366,12 +390,20 @@ rkb_sink_task_t *rkb_sink_task_new(const rkb_config_t *conf, int task_id, char *
             goto fail;
     }
 
-    t->recs = rkb_calloc(t->batch_size, sizeof(*t->recs));
-    for (size_t i = 0; i < t->batch_size; i++)
+    /* Pipelining needs each batch's replies to stand alone: not with MULTI/EXEC or WAIT, not
+     * with the Redis lookups of enrichment on the same connection, not with the types whose
+     * writes are scripts with their own loading and accounting. */
+    t->pipelined = !t->exactly_once && !t->multiexec && t->wait_replicas <= 0 && !t->enrich &&
+                   t->type != RKB_TYPE_CACHE && t->type != RKB_TYPE_WINDOW;
+    t->capacity = t->pipelined ? 2 * t->batch_size : t->batch_size;
+    t->recs = rkb_calloc(t->capacity, sizeof(*t->recs));
+    for (size_t i = 0; i < t->capacity; i++)
         rkb_record_init(&t->recs[i]);
-    t->states = rkb_calloc(t->batch_size, sizeof(*t->states));
-    t->store = rkb_calloc(t->batch_size, sizeof(*t->store));
+    t->states = rkb_calloc(t->capacity, sizeof(*t->states));
+    t->store = rkb_calloc(t->capacity, sizeof(*t->store));
     t->cmds = rkb_cmds_new();
+    for (size_t f = 0; t->pipelined && f < RKB_ARRAY_SIZE(t->flights); f++)
+        t->flights[f].cmds = rkb_cmds_new();
     return t;
 
 fail:
@@ -580,22 +612,24 @@ static bool convert_record(rkb_sink_task_t *t, size_t i) {
  * written does not hold back the later records of its partition (it writes nothing, so the
  * order of writes is kept); exactly-once: it does, because the script would move the stored
  * offset past it before it was dead-lettered. */
-static void encode_batch(rkb_sink_task_t *t) {
+static void encode_batch(rkb_sink_task_t *t, rkb_cmds_t *cmds) {
     char why[512];
-    rkb_cmds_reset(t->cmds);
+    rkb_cmds_reset(cmds);
     t->slot_cnt = 0;
     if (t->multiexec) {
-        rkb_cmds_begin(t->cmds);
-        rkb_cmds_args(t->cmds, "MULTI");
-        rkb_cmds_end(t->cmds);
+        rkb_cmds_begin(cmds);
+        rkb_cmds_args(cmds, "MULTI");
+        rkb_cmds_end(cmds);
     }
     for (size_t i = 0; i < t->cnt; i++) {
         rkb_record_t *rec = &t->recs[i];
         rec_state_t *st = &t->states[i];
+        if (st->inflight)
+            continue; /* in an earlier pipeline, not answered yet */
         part_slot_t *slot = slot_for(t, rec);
         st->sent = false;
         st->transient = false;
-        st->cmd_first = rkb_cmds_count(t->cmds);
+        st->cmd_first = rkb_cmds_count(cmds);
         st->cmd_cnt = 0;
         if (st->outcome != REC_PENDING) {
             if (t->exactly_once && st->outcome != REC_DONE)
@@ -607,10 +641,10 @@ static void encode_batch(rkb_sink_task_t *t) {
         if (!st->skip_write) {
             int n = -1;
             if (convert_record(t, i)) {
-                n = rkb_writer_encode(t->writer, rec, t->cmds, why, sizeof(why));
+                n = rkb_writer_encode(t->writer, rec, cmds, why, sizeof(why));
                 /* WINDOW: the writer only checked the size; the window encodes the record. */
                 if (n == 0 && t->window)
-                    n = rkb_window_encode(t->window, rec, t->cmds, why, sizeof(why));
+                    n = rkb_window_encode(t->window, rec, cmds, why, sizeof(why));
                 if (n < 0)
                     set_data_error(t, i, RKB_STAGE_TASK_PUT, why);
             }
@@ -623,14 +657,14 @@ static void encode_batch(rkb_sink_task_t *t) {
         } else if (t->window && rkb_window_is_late(st->error)) {
             /* A late window record the dead-letter topic has: the pass that moves the offset
              * past it also counts it, so a retried dead-letter produce counts it once. */
-            st->cmd_cnt = rkb_window_encode_late(t->window, rec, t->cmds);
+            st->cmd_cnt = rkb_window_encode_late(t->window, rec, cmds);
         }
         st->sent = true;
     }
     if (t->multiexec) {
-        rkb_cmds_begin(t->cmds);
-        rkb_cmds_args(t->cmds, "EXEC");
-        rkb_cmds_end(t->cmds);
+        rkb_cmds_begin(cmds);
+        rkb_cmds_args(cmds, "EXEC");
+        rkb_cmds_end(cmds);
     }
 }
 
@@ -665,7 +699,10 @@ static void build_script_calls(rkb_sink_task_t *t) {
 /* At-least-once: the reply that tells how command j went: its own reply, or, inside the
  * batch's MULTI, its element of the EXEC reply (a command refused while queueing has its error
  * as the QUEUED reply; an aborted EXEC fails every command with the EXEC error). */
-static const redisReply *command_result(const rkb_sink_task_t *t, size_t j, size_t exec_index) {
+static const redisReply *command_result(const rkb_sink_task_t *t, const size_t *map, size_t j,
+                                        size_t exec_index) {
+    if (map)
+        return t->replies[map[j]];
     const redisReply *reply = t->replies[j];
     if (!t->multiexec || reply->type == REDIS_REPLY_ERROR)
         return reply;
@@ -675,15 +712,19 @@ static const redisReply *command_result(const rkb_sink_task_t *t, size_t j, size
     return exec; /* EXECABORT or nil */
 }
 
-/* At-least-once outcomes from the replies of each record's commands. */
-static void settle_commands(rkb_sink_task_t *t, size_t exec_index) {
+/* At-least-once outcomes from the replies of each record's commands: of the records sent in
+ * the last pipeline (flight < 0), or of those the given flight carried. */
+static void settle_commands(rkb_sink_task_t *t, size_t exec_index, int flight) {
+    const size_t *map = flight < 0 ? t->cmd_map : t->flights[flight].map;
     for (size_t i = 0; i < t->cnt; i++) {
         rec_state_t *st = &t->states[i];
-        if (!st->sent)
+        if (flight < 0 ? !st->sent : !st->inflight || st->flight != flight)
             continue;
+        st->inflight = false;
         st->outcome = REC_DONE;
         for (int k = 0; k < st->cmd_cnt; k++) {
-            const redisReply *reply = command_result(t, st->cmd_first + (size_t)k, exec_index);
+            const redisReply *reply =
+                command_result(t, map, st->cmd_first + (size_t)k, exec_index);
             const char *err = rkb_redis_reply_error(reply);
             if (!err) {
                 if (t->type == RKB_TYPE_CACHE && rkb_cache_reply_is_stale(reply))
@@ -1004,12 +1045,21 @@ static round_t apply_batch(rkb_sink_task_t *t) {
     if (enriched != ROUND_PROGRESS)
         return enriched;
 
-    encode_batch(t);
+    encode_batch(t, t->cmds);
     size_t exec_index = rkb_cmds_count(t->cmds) - 1;
     rkb_cmds_t *pipe = t->cmds;
     if (t->exactly_once) {
         build_script_calls(t);
         pipe = t->pipe;
+    } else if (!t->multiexec) {
+        /* Runs of plain SETs become one MSET (and of DELs one DEL): Redis parses and answers
+         * one command per run instead of one per record. */
+        size_t n = rkb_cmds_count(t->cmds);
+        if (n > t->cmd_map_cap) {
+            t->cmd_map_cap = n * 2;
+            t->cmd_map = rkb_realloc(t->cmd_map, t->cmd_map_cap * sizeof(*t->cmd_map));
+        }
+        rkb_cmds_coalesce(t->cmds, COALESCE_MAX_KEYS, t->cmd_map);
     }
     size_t wait_index = 0;
     if (t->wait_replicas > 0) {
@@ -1055,7 +1105,7 @@ static round_t apply_batch(rkb_sink_task_t *t) {
         if (t->exactly_once)
             settle_scripts(t);
         else
-            settle_commands(t, exec_index);
+            settle_commands(t, exec_index, -1);
 
         if (t->wait_replicas > 0) {
             const redisReply *wait = t->replies[wait_index];
@@ -1090,6 +1140,154 @@ static round_t apply_batch(rkb_sink_task_t *t) {
     if (emitted != ROUND_EMPTY)
         return emitted;
     return t->cnt ? ROUND_PROGRESS : ROUND_EMPTY;
+}
+
+/* ---- at-least-once pipelining ------------------------------------------------------------- */
+
+/* The connection went down with batches in flight: their replies are gone, and every record
+ * they carried is to be written again (after the earlier records of its partition: they are
+ * earlier in the batch, and encode_batch sends in batch order). */
+static void lose_flights(rkb_sink_task_t *t) {
+    for (size_t i = 0; i < t->cnt; i++) {
+        rec_state_t *st = &t->states[i];
+        if (st->inflight) {
+            st->inflight = false;
+            st->outcome = REC_PENDING;
+            st->transient = true;
+        }
+    }
+    for (size_t f = 0; f < RKB_ARRAY_SIZE(t->flights); f++)
+        t->flights[f].active = false;
+}
+
+/* Reads the replies of flight f and settles its records. Returns false when the connection
+ * failed (every flight is lost then). */
+static bool receive_flight(rkb_sink_task_t *t, unsigned f) {
+    char why[512];
+    flight_t *flight = &t->flights[f];
+    size_t n = ensure_replies(t, flight->ncmds);
+    if (rkb_redis_pipeline_recv(t->redis, n, t->replies, why, sizeof(why)) != RKB_REDIS_OK) {
+        rkb_log_warn(t->component, "%s", why);
+        lose_flights(t);
+        return false;
+    }
+    flight->active = false;
+    settle_commands(t, 0, (int)f);
+    rkb_redis_replies_free(t->replies, n);
+    rkb_failpoint("crash_after_redis_apply", flight->max_offset);
+    return true;
+}
+
+/*
+ * At-least-once without MULTI/EXEC, WAIT or enrichment: while Redis works through one batch,
+ * the next is read from Kafka, encoded and sent behind it; only then are the first batch's
+ * replies read. Two batches are in flight at most, each in its own command arena (t->flights),
+ * and the records of both stay in t->recs in consumption order.
+ *
+ * Order and offsets are as in apply_batch: an offset is stored only once its record and every
+ * earlier one of its partition are done. A record of the newer batch whose partition has an
+ * earlier record to write again (a transient error in the older batch) is written again after
+ * it: keep_partition_order sends it back to pending once its own reply is in, so Redis ends
+ * with the later value.
+ *
+ * intake: read more records first (not while finishing what is in hand).
+ */
+static round_t apply_pipelined(rkb_sink_task_t *t, bool intake) {
+    char why[512];
+    if (!rkb_redis_is_connected(t->redis))
+        lose_flights(t);
+    int rc = ensure_connected(t);
+    if (rc)
+        return rc < 0 ? ROUND_FAILED : ROUND_TRANSIENT;
+    if (intake && poll_room(t))
+        poll_into_batch(t, 0); /* may serve a rebalance, which finishes what is in hand */
+
+    unsigned next = t->next_flight, older = next ^ 1u;
+    flight_t *flight = &t->flights[next];
+    encode_batch(t, flight->cmds);
+    size_t sent = 0;
+    flight->max_offset = -1;
+    for (size_t i = 0; i < t->cnt; i++) {
+        rec_state_t *st = &t->states[i];
+        if (!st->sent || st->inflight) /* not encoded now, or in the older flight */
+            continue;
+        if (!st->cmd_cnt) {
+            st->outcome = REC_DONE; /* nothing to write (e.g. a STREAM tombstone) */
+            continue;
+        }
+        st->inflight = true;
+        st->flight = (unsigned char)next;
+        sent++;
+        if (t->recs[i].offset > flight->max_offset)
+            flight->max_offset = t->recs[i].offset;
+    }
+    bool transient = false;
+    if (sent) {
+        size_t n = rkb_cmds_count(flight->cmds);
+        if (n > flight->map_cap) {
+            flight->map_cap = n * 2;
+            flight->map = rkb_realloc(flight->map, flight->map_cap * sizeof(*flight->map));
+        }
+        flight->ncmds = rkb_cmds_coalesce(flight->cmds, COALESCE_MAX_KEYS, flight->map);
+        if (rkb_failpoint_armed("crash_mid_batch", flight->max_offset)) {
+            /* Half of the batch reaches Redis (after the batch in flight), then the process
+             * dies. */
+            if (t->flights[older].active)
+                receive_flight(t, older);
+            rkb_cmds_truncate(flight->cmds, (flight->ncmds + 1) / 2);
+            size_t half = ensure_replies(t, rkb_cmds_count(flight->cmds));
+            if (rkb_redis_pipeline(t->redis, flight->cmds, t->replies, why, sizeof(why)) ==
+                RKB_REDIS_OK)
+                rkb_redis_replies_free(t->replies, half);
+            rkb_failpoint("crash_mid_batch", flight->max_offset);
+        }
+        if (rkb_redis_pipeline_send(t->redis, flight->cmds, why, sizeof(why)) != RKB_REDIS_OK) {
+            rkb_log_warn(t->component, "%s", why);
+            lose_flights(t);
+            return ROUND_TRANSIENT;
+        }
+        flight->active = true;
+        t->next_flight = older;
+        atomic_fetch_add(&t->stats.batches, 1);
+        rkb_task_metrics_batch(rkb_task_metrics_current(), sent);
+    }
+    /* The older batch's replies; with nothing new sent, the newest batch's too. */
+    if (t->flights[older].active && !receive_flight(t, older))
+        return ROUND_TRANSIENT;
+    /* A record that cannot be written is dealt with (dead-lettered, or the task stops) once
+     * the records sent before and after it have their replies: then the offsets stored, or
+     * committed as the task stops, cover every record that made it. */
+    bool data_error = false;
+    for (size_t i = 0; i < t->cnt && !data_error; i++)
+        data_error = t->states[i].outcome == REC_DATA_ERROR;
+    if ((!sent || data_error) && t->flights[next].active && !receive_flight(t, next))
+        return ROUND_TRANSIENT;
+
+    if (!t->failed && handle_data_errors(t))
+        transient = true;
+    keep_partition_order(t);
+    for (size_t i = 0; i < t->cnt; i++)
+        transient |= t->states[i].transient && !t->states[i].inflight;
+    store_finished(t);
+    if (t->failed)
+        return ROUND_FAILED;
+    if (transient)
+        return ROUND_TRANSIENT;
+    return t->cnt ? ROUND_PROGRESS : ROUND_EMPTY;
+}
+
+/* Everything in hand, once: one apply_batch, or, pipelined, until nothing is in flight (no more
+ * records are read). */
+static round_t finish_in_hand(rkb_sink_task_t *t) {
+    if (!t->pipelined)
+        return apply_batch(t);
+    round_t round = t->cnt ? ROUND_PROGRESS : ROUND_EMPTY;
+    for (int pass = 0; pass < 4 && t->cnt && !t->failed; pass++) {
+        round = apply_pipelined(t, false);
+        if (round != ROUND_PROGRESS)
+            break;
+    }
+    return round;
 }
 
 /* ---- exactly-once start offsets -----------------------------------------------------------------
@@ -1199,7 +1397,7 @@ static void on_assign(rkb_toppar_t *parts, size_t cnt, void *opaque) {
 static void on_revoke(const rkb_toppar_t *parts, size_t cnt, bool lost, void *opaque) {
     rkb_sink_task_t *t = opaque;
     if (!lost && t->cnt && !t->failed)
-        apply_batch(t);
+        finish_in_hand(t);
     restore_forget(t, parts, cnt);
     for (size_t i = 0; t->window && i < cnt; i++)
         rkb_window_forget(t->window, parts[i].topic, parts[i].partition); /* the next owner's */
@@ -1219,9 +1417,21 @@ static void on_revoke(const rkb_toppar_t *parts, size_t cnt, bool lost, void *op
 /* ---- the loop ---------------------------------------------------------------------------------
  */
 
+/* How many records the batch takes now: up to batch.size not yet sent (pipelined, the batch in
+ * flight stays in the arrays meanwhile). 0: polling only serves events. */
+static size_t poll_room(const rkb_sink_task_t *t) {
+    size_t unsent = 0;
+    for (size_t i = 0; i < t->cnt; i++)
+        unsent += !t->states[i].inflight;
+    size_t room = t->capacity - t->cnt;
+    size_t want = t->batch_size - unsent;
+    return room < want ? room : want;
+}
+
 static void poll_into_batch(rkb_sink_task_t *t, int timeout_ms) {
     size_t before = t->cnt;
-    rkb_consumer_poll(t->consumer, t->recs, &t->cnt, t->batch_size - t->cnt, timeout_ms);
+    size_t max = poll_room(t);
+    rkb_consumer_poll(t->consumer, t->recs, &t->cnt, max, timeout_ms);
     for (size_t i = before; i < t->cnt; i++)
         memset(&t->states[i], 0, sizeof(t->states[i]));
     if (t->cnt > before)
@@ -1266,7 +1476,7 @@ int rkb_sink_task_run(rkb_sink_task_t *t, rkb_task_ctl_t *ctl, char *errstr,
         else if (!t->cnt && (poll_into_batch(t, 100), !t->cnt))
             round = emit_window_results(t); /* ROUND_EMPTY unless window results wait */
         else
-            round = apply_batch(t);
+            round = t->pipelined ? apply_pipelined(t, true) : apply_batch(t);
 
         if (round == ROUND_FAILED)
             break;
@@ -1303,7 +1513,7 @@ int rkb_sink_task_run(rkb_sink_task_t *t, rkb_task_ctl_t *ctl, char *errstr,
 
     /* Orderly shutdown: intake has stopped; finish what is in hand once (if Redis answers),
      * store, then close, which commits the stored offsets and leaves the group. */
-    if (!t->failed && t->cnt && apply_batch(t) != ROUND_EMPTY)
+    if (!t->failed && t->cnt && finish_in_hand(t) != ROUND_EMPTY)
         rkb_log_warn(t->component, "%zu records not finished at shutdown; they will be read again",
                      t->cnt);
     bool *keep = rkb_calloc(t->cnt ? t->cnt : 1, sizeof(*keep));
@@ -1368,6 +1578,11 @@ void rkb_sink_task_destroy(rkb_sink_task_t *t) {
     rkb_redis_conf_clear(&t->redis_conf);
     rkb_cmds_destroy(t->cmds);
     rkb_cmds_destroy(t->pipe);
+    free(t->cmd_map);
+    for (size_t f = 0; f < RKB_ARRAY_SIZE(t->flights); f++) {
+        rkb_cmds_destroy(t->flights[f].cmds);
+        free(t->flights[f].map);
+    }
     rkb_eos_call_destroy(t->eos_call);
     restore_forget(t, t->restore, t->restore_cnt);
     free(t->restore);

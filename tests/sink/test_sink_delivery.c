@@ -127,8 +127,10 @@ static void test_k1_crash_between_write_and_commit(void **state) {
         size_t times = r->elements;
         freeReplyObject(r);
         assert_true(times >= 1);          /* nothing lost */
-        if (off <= 4)
-            assert_true(times <= 2);      /* replayed at most once, from the last commit */
+        if (off <= 5)
+            assert_true(times <= 2);      /* replayed at most once, from the last commit; 5 is
+                                           * the batch pipelined behind 4 (sent before 4's
+                                           * reply was read): it may be in Redis already */
         else
             assert_int_equal(times, 1);   /* never re-delivered past the crash point */
     }

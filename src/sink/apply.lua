@@ -167,38 +167,77 @@ local function store(offset)
 end
 
 local applied = 0
+
+-- Records whose only command is a plain SET (no options) are applied as one MSET per run of
+-- them: one call into Redis instead of one per record. A run is applied before anything that
+-- follows it, so the order of writes is kept; MSET cannot fail for one key alone (it fails as a
+-- whole, e.g. OOM), so the run's first record is where the script stops then.
+local run_args, run_first, run_records = {}, -1, 0
+local function flush_run()
+  if run_records == 0 then return nil end
+  local reply = redis.pcall('MSET', unpack(run_args))
+  if type(reply) == 'table' and reply.err then
+    return reply.err .. ' (MSET of ' .. run_records .. ' keys from ' .. quote(run_args[1]) .. ')'
+  end
+  applied = applied + run_records
+  run_args, run_first, run_records = {}, -1, 0
+  return nil
+end
+local function run_failed(reason)
+  store(run_first)
+  return {applied, run_first, run_first, reason, flat_counters()}
+end
+
 local pos = 2
 for _ = 1, tonumber(ARGV[1]) do
   local offset, command_count = tonumber(ARGV[pos]), tonumber(ARGV[pos + 1])
   pos = pos + 2
-  local commands = {}
-  for c = 1, command_count do
-    local argc = tonumber(ARGV[pos])
-    local argv = {}
-    for j = 1, argc do argv[j] = ARGV[pos + j] end
-    pos = pos + 1 + argc
-    commands[c] = argv
-  end
-  -- Below the stored offset: applied before (a replay, or a zombie writer).
-  if offset >= next_offset then
-    local reason
-    for c = 1, command_count do
-      reason = check(commands[c])
-      if reason then break end
-    end
-    if not reason then
-      for c = 1, command_count do
-        reason = run(commands[c])
-        if reason then break end
+  if command_count == 1 and ARGV[pos] == '3' and string.upper(ARGV[pos + 1]) == 'SET' then
+    -- Below the stored offset: applied before (a replay, or a zombie writer).
+    if offset >= next_offset then
+      if run_records == 0 then run_first = offset end
+      run_args[#run_args + 1] = ARGV[pos + 2]
+      run_args[#run_args + 1] = ARGV[pos + 3]
+      run_records = run_records + 1
+      next_offset = offset + 1
+      if #run_args >= max_argc - 2 then
+        local reason = flush_run()
+        if reason then return run_failed(reason) end
       end
     end
-    if reason then
-      store(offset)
-      return {applied, offset, offset, reason, flat_counters()}
+    pos = pos + 4
+  else
+    local commands = {}
+    for c = 1, command_count do
+      local argc = tonumber(ARGV[pos])
+      local argv = {}
+      for j = 1, argc do argv[j] = ARGV[pos + j] end
+      pos = pos + 1 + argc
+      commands[c] = argv
     end
-    applied = applied + 1
-    next_offset = offset + 1
+    if offset >= next_offset then
+      local reason = flush_run()
+      if reason then return run_failed(reason) end
+      for c = 1, command_count do
+        reason = check(commands[c])
+        if reason then break end
+      end
+      if not reason then
+        for c = 1, command_count do
+          reason = run(commands[c])
+          if reason then break end
+        end
+      end
+      if reason then
+        store(offset)
+        return {applied, offset, offset, reason, flat_counters()}
+      end
+      applied = applied + 1
+      next_offset = offset + 1
+    end
   end
 end
+local reason = flush_run()
+if reason then return run_failed(reason) end
 store(next_offset)
 return {applied, next_offset, -1, '', flat_counters()}

@@ -80,6 +80,15 @@ static json_t *parse_json(const char *data, size_t len, int schemas_enable, cons
     return payload;
 }
 
+/* A value rkb_json_flat_scan accepts is valid JSON: the tree is left to whoever needs it (a
+ * HASH write reads such a value without one). */
+static bool is_flat_object(const rkb_record_t *rec) {
+    rkb_json_field_t fields[64];
+    return rec->value_json_state == 0 &&
+           rkb_json_flat_scan(rec->value, rec->value_len, rec->value_schemas_enable, fields,
+                              RKB_ARRAY_SIZE(fields)) >= 0;
+}
+
 int rkb_convert_record(const rkb_converter_t *key_conv, const rkb_converter_t *value_conv,
                        rkb_record_t *rec, char *errstr, size_t errstr_size) {
     rec->key_conv_type = key_conv->type;
@@ -92,7 +101,7 @@ int rkb_convert_record(const rkb_converter_t *key_conv, const rkb_converter_t *v
     if (key_conv->type == RKB_CONV_JSON && rec->key &&
         !rkb_record_key_json(rec, errstr, errstr_size))
         return -1;
-    if (value_conv->type == RKB_CONV_JSON && rec->value &&
+    if (value_conv->type == RKB_CONV_JSON && rec->value && !is_flat_object(rec) &&
         !rkb_record_value_json(rec, errstr, errstr_size))
         return -1;
     return 0;
@@ -356,4 +365,144 @@ const char *rkb_json_type_name(const json_t *json) {
         break;
     }
     return "null";
+}
+
+/* ---- flat objects without a tree --------------------------------------------------------- */
+
+static const char *skip_ws(const char *p, const char *end) {
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+/* A string from after its opening quote: ASCII, no control characters, escapes but \u. Sets
+ * *escaped; returns what follows the closing quote, or NULL. */
+static const char *scan_string(const char *p, const char *end, bool *escaped) {
+    *escaped = false;
+    while (p < end) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '"')
+            return p + 1;
+        if (c < 0x20 || c >= 0x80)
+            return NULL;
+        if (c == '\\') {
+            if (p + 1 >= end || !strchr("\"\\/bfnrt", p[1]))
+                return NULL;
+            *escaped = true;
+            p += 2;
+            continue;
+        }
+        p++;
+    }
+    return NULL;
+}
+
+/* An integer as jansson would print it again: -?(0|[1-9][0-9]*), not "-0", at most 18 digits
+ * (inside int64). Returns what follows, or NULL. */
+static const char *scan_integer(const char *p, const char *end) {
+    const char *start = p;
+    if (p < end && *p == '-')
+        p++;
+    const char *digits = p;
+    while (p < end && *p >= '0' && *p <= '9')
+        p++;
+    size_t n = (size_t)(p - digits);
+    if (!n || n > 18 || (n > 1 && *digits == '0') || (n == 1 && *digits == '0' && digits != start))
+        return NULL;
+    if (p < end && (*p == '.' || *p == 'e' || *p == 'E'))
+        return NULL; /* a real: its text comes back as %.17g */
+    return p;
+}
+
+int rkb_json_flat_scan(const char *data, size_t len, int schemas_enable, rkb_json_field_t *fields,
+                       size_t max) {
+    if (schemas_enable == 1)
+        return -1; /* an envelope is required: the tree path unwraps or refuses it */
+    const char *p = data, *end = data + len;
+    p = skip_ws(p, end);
+    if (p == end || *p++ != '{')
+        return -1;
+    size_t cnt = 0;
+    p = skip_ws(p, end);
+    if (p < end && *p == '}') {
+        p++;
+    } else {
+        for (;;) {
+            if (p == end || *p++ != '"' || cnt == max)
+                return -1;
+            rkb_json_field_t *f = &fields[cnt];
+            memset(f, 0, sizeof(*f));
+            f->name = p;
+            if (!(p = scan_string(p, end, &f->escaped_name)))
+                return -1;
+            f->name_len = (size_t)(p - 1 - f->name);
+            p = skip_ws(p, end);
+            if (p == end || *p++ != ':')
+                return -1;
+            p = skip_ws(p, end);
+            if (p == end)
+                return -1;
+            if (*p == '"') {
+                f->value = ++p;
+                f->is_string = true;
+                if (!(p = scan_string(p, end, &f->escaped_value)))
+                    return -1;
+                f->value_len = (size_t)(p - 1 - f->value);
+            } else {
+                f->value = p;
+                static const char *const literals[] = {"true", "false", "null"};
+                const char *after = NULL;
+                for (size_t l = 0; l < 3 && !after; l++) {
+                    size_t n = strlen(literals[l]);
+                    if ((size_t)(end - p) >= n && !memcmp(p, literals[l], n)) {
+                        after = p + n;
+                        f->is_null = l == 2;
+                    }
+                }
+                if (!after && !(after = scan_integer(p, end)))
+                    return -1;
+                p = after;
+                f->value_len = (size_t)(p - f->value);
+            }
+            /* Names must be distinct (jansson keeps the last of duplicates), and an envelope's
+             * names go the tree way. */
+            if (f->escaped_name ||
+                (schemas_enable < 0 && ((f->name_len == 6 && !memcmp(f->name, "schema", 6)) ||
+                                        (f->name_len == 7 && !memcmp(f->name, "payload", 7)))))
+                return -1;
+            for (size_t k = 0; k < cnt; k++)
+                if (fields[k].name_len == f->name_len &&
+                    !memcmp(fields[k].name, f->name, f->name_len))
+                    return -1;
+            cnt++;
+            p = skip_ws(p, end);
+            if (p == end)
+                return -1;
+            if (*p == '}') {
+                p++;
+                break;
+            }
+            if (*p++ != ',')
+                return -1;
+            p = skip_ws(p, end);
+        }
+    }
+    p = skip_ws(p, end);
+    return p == end ? (int)cnt : -1;
+}
+
+void rkb_json_unescape(const char *text, size_t len, rkb_buf_t *out) {
+    const char *end = text + len;
+    while (text < end) {
+        const char *backslash = memchr(text, '\\', (size_t)(end - text));
+        if (!backslash) {
+            rkb_buf_append(out, text, (size_t)(end - text));
+            return;
+        }
+        rkb_buf_append(out, text, (size_t)(backslash - text));
+        char c = backslash[1];
+        char plain = c == 'b' ? '\b' : c == 'f' ? '\f' : c == 'n' ? '\n' : c == 'r' ? '\r' : c == 't' ? '\t' : c;
+        rkb_buf_append(out, &plain, 1);
+        text = backslash + 2;
+    }
 }

@@ -16,6 +16,7 @@
 
 #include "record/record.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef enum {
@@ -73,5 +74,27 @@ const char *rkb_json_type_name(const json_t *json);
 /* The length of an object member's key as returned by json_object_foreach (keys may hold NUL
  * bytes). */
 size_t rkb_json_object_key_len(const char *key);
+
+/*
+ * The fast path for the common value, a flat JSON object such as {"user":"u1","n":3}: scans
+ * the bytes without building a JSON tree. Accepts only what it can render exactly as the tree
+ * would (rkb_json_to_text): an object whose members are strings (escapes but \u, ASCII only),
+ * integers in canonical form, true, false or null, with distinct names; anything else (nesting,
+ * reals, \u escapes, bytes >= 0x80, a member named "schema" or "payload" when an envelope may
+ * apply, more than max members) returns -1 and the caller takes the jansson path, which also
+ * gives the error message for bad JSON. Returns the number of members, each in fields.
+ */
+typedef struct rkb_json_field_s {
+    const char *name;  /* inside the scanned bytes, quotes excluded, escapes not undone */
+    size_t name_len;
+    const char *value; /* string: the raw content between the quotes; else the literal */
+    size_t value_len;
+    bool escaped_name, escaped_value; /* undo escapes with rkb_json_unescape */
+    bool is_string, is_null;
+} rkb_json_field_t;
+int rkb_json_flat_scan(const char *data, size_t len, int schemas_enable, rkb_json_field_t *fields,
+                       size_t max);
+/* Appends the unescaped form of a scanned string to out. */
+void rkb_json_unescape(const char *text, size_t len, struct rkb_buf_s *out);
 
 #endif

@@ -55,6 +55,9 @@ const char *rkb_redis_type_name(rkb_redis_type_t type) {
     return type_names[type];
 }
 
+/* A flat object with more members takes the JSON tree path. */
+#define FLAT_MAX_FIELDS 64
+
 struct rkb_writer_s {
     rkb_redis_type_t type;
     rkb_tmpl_t *key_template; /* redis.key.template, or NULL: the keyspace rule */
@@ -76,6 +79,10 @@ struct rkb_writer_s {
     /* Every expansion of a record lands here, one after the other (spans below), so a warmed-up
      * writer allocates nothing per record. */
     rkb_buf_t scratch;
+    /* HASH and STREAM: the members of a flat object value, scanned without a JSON tree
+     * (rkb_json_flat_scan); flat_cnt of them for the record being encoded, -1: none. */
+    rkb_json_field_t flat[FLAT_MAX_FIELDS];
+    int flat_cnt;
 };
 
 /* A piece of w->scratch. Offsets, not pointers: the buffer moves when it grows. */
@@ -388,6 +395,42 @@ static void arg_fields(rkb_cmds_t *cmds, rkb_writer_t *w, const json_t *object) 
     }
 }
 
+/* The same arguments as arg_fields, from the members rkb_json_flat_scan found. */
+static void arg_flat_fields(rkb_cmds_t *cmds, rkb_writer_t *w) {
+    for (int i = 0; i < w->flat_cnt; i++) {
+        const rkb_json_field_t *f = &w->flat[i];
+        if (f->is_null)
+            continue;
+        rkb_cmds_arg(cmds, f->name, f->name_len); /* a name with escapes is not scanned flat */
+        if (!f->escaped_value) {
+            rkb_cmds_arg(cmds, f->value, f->value_len);
+            continue;
+        }
+        size_t mark = w->scratch.len;
+        rkb_json_unescape(f->value, f->value_len, &w->scratch);
+        rkb_cmds_arg(cmds, w->scratch.data + mark, w->scratch.len - mark);
+        scratch_cut(w, mark);
+    }
+}
+
+/* Scans the record's value as a flat object when nothing has parsed it yet (see
+ * rkb_json_flat_scan). Returns true, with w->flat_cnt members of which at least one is not null,
+ * when the fast path applies. */
+static bool scan_flat(rkb_writer_t *w, const rkb_record_t *rec) {
+    w->flat_cnt = -1;
+    if (rec->value_json_state != 0 || !rec->value)
+        return false;
+    int cnt = rkb_json_flat_scan(rec->value, rec->value_len, rec->value_schemas_enable, w->flat,
+                                 FLAT_MAX_FIELDS);
+    bool any = false;
+    for (int i = 0; i < cnt && !any; i++)
+        any = !w->flat[i].is_null;
+    if (!any)
+        return false; /* the tree path says what is wrong, or that there is nothing to write */
+    w->flat_cnt = cnt;
+    return true;
+}
+
 static int encode_tombstone(rkb_writer_t *w, rkb_record_t *rec, rkb_cmds_t *cmds, char *errstr,
                             size_t errstr_size) {
     span_t key, member;
@@ -467,6 +510,8 @@ static int encode_write(rkb_writer_t *w, rkb_record_t *rec, rkb_cmds_t *cmds, ch
         value = rkb_record_value_bytes(rec, &value_len);
         break;
     case RKB_TYPE_HASH:
+        if (scan_flat(w, rec))
+            break;
         if (!(json = rkb_record_value_json(rec, reason, sizeof(reason)))) {
             snprintf(errstr, errstr_size, "HASH needs a JSON object value: %s", reason);
             return -1;
@@ -549,7 +594,10 @@ static int encode_write(rkb_writer_t *w, rkb_record_t *rec, rkb_cmds_t *cmds, ch
     case RKB_TYPE_HASH:
         rkb_cmds_args(cmds, "HSET");
         arg_span(cmds, w, key);
-        arg_fields(cmds, w, json);
+        if (json)
+            arg_fields(cmds, w, json);
+        else
+            arg_flat_fields(cmds, w);
         break;
     case RKB_TYPE_JSON:
         rkb_cmds_args(cmds, "JSON.SET");

@@ -74,17 +74,28 @@ static void test_json_value_parsed_up_front(void **state) {
     rkb_record_t rec;
     char errstr[256];
     rkb_record_init(&rec);
-    set_value(&rec, "{\"a\":1,\"b\":\"x\"}");
+    set_value(&rec, "{\"a\":1,\"b\":{\"c\":\"x\"}}");
     assert_int_equal(rkb_convert_record(&string_conv, &json_auto, &rec, errstr, sizeof(errstr)), 0);
     assert_int_equal(rec.value_json_state, 1);
     assert_true(json_is_object(rec.value_json));
     assert_int_equal(rec.value_unwrapped, 0);
     /* Not unwrapped: the original bytes, spacing and all. */
-    assert_value_bytes(&rec, "{\"a\":1,\"b\":\"x\"}");
+    assert_value_bytes(&rec, "{\"a\":1,\"b\":{\"c\":\"x\"}}");
     assert_ptr_equal(rkb_record_value_json(&rec, errstr, sizeof(errstr)), rec.value_json);
     rkb_record_clear(&rec);
     assert_null(rec.value_json);
     assert_null(rec.value);
+
+    /* A flat object is checked by the fast scan (rkb_json_flat_scan) and its tree made only
+     * when something asks for it. */
+    set_value(&rec, "{\"a\":1,\"b\":\"x\"}");
+    assert_int_equal(rkb_convert_record(&string_conv, &json_auto, &rec, errstr, sizeof(errstr)), 0);
+    assert_int_equal(rec.value_json_state, 0);
+    json_t *tree = rkb_record_value_json(&rec, errstr, sizeof(errstr));
+    assert_true(json_is_object(tree));
+    assert_int_equal(json_object_size(tree), 2);
+    assert_int_equal(rec.value_json_state, 1);
+    rkb_record_clear(&rec);
 }
 
 static void test_json_value_not_json(void **state) {
@@ -371,6 +382,74 @@ static void test_type_names(void **state) {
     assert_string_equal(rkb_json_type_name(json_null()), "null");
 }
 
+/* The flat-object fast path (rkb_json_flat_scan) accepts only what it renders exactly as the
+ * JSON tree does: for every accepted value, its members, unescaped, are what jansson's parse and
+ * rkb_json_to_text give, in the same order; everything else is refused, for the tree path. */
+static void test_flat_scan_matches_tree(void **state) {
+    (void)state;
+    static const char *const accepted[] = {
+        "{}",
+        " { \"a\" : \"x\" , \"b\":1,\"c\":-25, \"d\":true,\"e\":false,\"f\":null } \n",
+        "{\"s\":\"q\\\"b\\\\s\\/n\\nt\\tr\\rb\\bf\\f\"}",
+        "{\"zero\":0,\"neg\":-7,\"big\":123456789012345678,\"empty\":\"\"}",
+        "{\"viewtime\":1,\"userid\":\"User_1\",\"pageid\":\"Page_1\",\"pad\":\"xxx\"}",
+    };
+    static const char *const refused[] = {
+        "",         "[]",           "\"s\"",         "{\"a\":1.5}",     "{\"a\":1e3}",
+        "{\"a\":-0}", "{\"a\":01}",  "{\"a\":{}}",     "{\"a\":[1]}",     "{\"a\":\"\\u0041\"}",
+        "{\"a\":\"\xc3\xa9\"}", "{\"a\":1,\"a\":2}", "{\"a\":1,}", "{\"a\" 1}",  "{\"a\":tru}",
+        "{\"a\":truex}", "{\"a\":1}x", "{\"a\":\"\x01\"}", "{\"a\\\"b\":1}",
+        "{\"a\":1234567890123456789}", "{\"schema\":{},\"payload\":1}", "{\"schema\":1}",
+        "{\"a\":1", "{\"a\":\"x}",
+    };
+    rkb_json_field_t fields[8];
+    rkb_buf_t got, want;
+    rkb_buf_init(&got);
+    rkb_buf_init(&want);
+    for (size_t i = 0; i < RKB_ARRAY_SIZE(accepted); i++) {
+        const char *text = accepted[i];
+        int cnt = rkb_json_flat_scan(text, strlen(text), -1, fields, RKB_ARRAY_SIZE(fields));
+        if (cnt < 0)
+            fail_msg("refused %s", text);
+        json_t *tree = json_loads(text, 0, NULL);
+        assert_non_null(tree);
+        assert_int_equal((size_t)cnt, json_object_size(tree));
+        int k = 0;
+        const char *name;
+        json_t *member;
+        json_object_foreach(tree, name, member) {
+            assert_int_equal(fields[k].name_len, strlen(name));
+            assert_memory_equal(fields[k].name, name, strlen(name));
+            assert_int_equal(fields[k].is_null, json_is_null(member));
+            rkb_buf_reset(&got);
+            rkb_buf_reset(&want);
+            if (fields[k].escaped_value)
+                rkb_json_unescape(fields[k].value, fields[k].value_len, &got);
+            else
+                rkb_buf_append(&got, fields[k].value, fields[k].value_len);
+            rkb_json_to_text(member, &want);
+            if (!json_is_null(member)) {
+                assert_int_equal(got.len, want.len);
+                assert_memory_equal(got.data, want.data, got.len);
+            }
+            k++;
+        }
+        json_decref(tree);
+    }
+    for (size_t i = 0; i < RKB_ARRAY_SIZE(refused); i++)
+        if (rkb_json_flat_scan(refused[i], strlen(refused[i]), -1, fields,
+                               RKB_ARRAY_SIZE(fields)) >= 0)
+            fail_msg("accepted %s", refused[i]);
+    /* Envelope names are plain members when schemas are off; an envelope is required when on. */
+    const char *envelope = "{\"schema\":1,\"payload\":2}";
+    assert_int_equal(rkb_json_flat_scan(envelope, strlen(envelope), 0, fields, 8), 2);
+    assert_int_equal(rkb_json_flat_scan("{\"a\":1}", 7, 1, fields, 8), -1);
+    /* More members than there is room for. */
+    assert_int_equal(rkb_json_flat_scan("{\"a\":1,\"b\":2}", 13, -1, fields, 1), -1);
+    rkb_buf_free(&got);
+    rkb_buf_free(&want);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_converter_parse),
@@ -386,6 +465,7 @@ int main(void) {
         cmocka_unit_test(test_json_to_text_structures),
         cmocka_unit_test(test_double_to_text),
         cmocka_unit_test(test_type_names),
+        cmocka_unit_test(test_flat_scan_matches_tree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -77,6 +77,7 @@ typedef struct part_slot_s {
     const char *topic;
     int32_t partition;
     int64_t applied_next; /* next offset after the finished prefix, or -1 */
+    int64_t stored_next;  /* exactly-once without the script: the offset Redis holds, or -1 */
     bool blocked;         /* a record of it is not finished: later ones wait (see apply_batch) */
     size_t call_index;    /* exactly-once: its script call in the pipeline */
     bool has_call;
@@ -1035,17 +1036,10 @@ static round_t emit_window_results(rkb_sink_task_t *t) {
  * dead-lettered record, after the dead-letter topic acknowledged it) — a crash before the store
  * replays the batch; in exactly-once mode the script's stored offset makes that replay a no-op.
  */
-static round_t apply_batch(rkb_sink_task_t *t) {
-    if (!t->cnt)
-        return ROUND_EMPTY;
-    int rc = ensure_connected(t);
-    if (rc)
-        return rc < 0 ? ROUND_FAILED : ROUND_TRANSIENT;
-    round_t enriched = enrich_batch(t); /* a no-op without enrich.key */
-    if (enriched != ROUND_PROGRESS)
-        return enriched;
-
-    encode_batch(t, t->cmds);
+/* Sends the encoded batch (exactly-once: as one script call per partition) and settles each
+ * record from the replies. ROUND_TRANSIENT when the connection failed (the records stay
+ * REC_PENDING), else ROUND_PROGRESS. */
+static round_t send_and_settle(rkb_sink_task_t *t) {
     size_t exec_index = rkb_cmds_count(t->cmds) - 1;
     rkb_cmds_t *pipe = t->cmds;
     if (t->exactly_once) {
@@ -1080,7 +1074,6 @@ static round_t apply_batch(rkb_sink_task_t *t) {
             max_offset = t->recs[i].offset;
     }
 
-    bool transient = false;
     if (anything_sent) {
         char why[512];
         size_t ncmds = ensure_replies(t, rkb_cmds_count(pipe));
@@ -1124,6 +1117,224 @@ static round_t apply_batch(rkb_sink_task_t *t) {
         rkb_redis_replies_free(t->replies, ncmds);
     }
 
+    return ROUND_PROGRESS;
+}
+
+/* ---- exactly-once without the script -------------------------------------------------------
+ *
+ * A STRING batch whose every command is a SET or a DEL cannot fail half-way for a reason of its
+ * own data, so it needs none of the script's checks: the same step is made with Redis's own
+ * optimistic transaction, which costs Redis a fraction of the script (no Lua values per record,
+ * and runs of SET go as one MSET):
+ *
+ *     WATCH offset_key...   MGET offset_key...                      (one round trip)
+ *     MULTI  the writes of the records at or above each stored offset
+ *            MSET offset_key next_offset ...   EXEC                 (one round trip)
+ *
+ * If another writer (a zombie owner of a partition) changed an offset key in between, EXEC does
+ * nothing and the step starts again from the offsets it left. Redis Cluster would need the keys
+ * of one transaction in one slot: this path is for a single Redis.
+ */
+#define EOS_PLAIN_ATTEMPTS 5
+
+static bool plain_writes_only(const rkb_sink_task_t *t) {
+    if (t->type != RKB_TYPE_STRING || t->window || t->wait_replicas > 0)
+        return false;
+    size_t n = rkb_cmds_count(t->cmds);
+    for (size_t j = 0; j < n; j++) {
+        const char *name = rkb_cmds_argv(t->cmds, j, 0, NULL);
+        if (strcasecmp(name, "SET") && strcasecmp(name, "DEL"))
+            return false;
+    }
+    return true;
+}
+
+static void mark_sent_transient(rkb_sink_task_t *t) {
+    for (size_t i = 0; i < t->cnt; i++)
+        if (t->states[i].sent)
+            t->states[i].transient = true;
+}
+
+/* The first round trip: watches the offset keys of the batch's partitions and reads them into
+ * slot->stored_next (-1: none). ROUND_PROGRESS, ROUND_TRANSIENT or ROUND_FAILED (a key holds
+ * something else than an offset). */
+static round_t eos_plain_read(rkb_sink_task_t *t) {
+    char why[512], key[1024];
+    rkb_cmds_reset(t->pipe);
+    for (int cmd = 0; cmd < 2; cmd++) {
+        rkb_cmds_begin(t->pipe);
+        rkb_cmds_args(t->pipe, cmd ? "MGET" : "WATCH");
+        for (size_t s = 0; s < t->slot_cnt; s++)
+            rkb_cmds_args(t->pipe, rkb_eos_offset_key(t->offset_ns, t->slots[s].topic,
+                                                      t->slots[s].partition, key, sizeof(key)));
+        rkb_cmds_end(t->pipe);
+    }
+    ensure_replies(t, 2);
+    if (rkb_redis_pipeline(t->redis, t->pipe, t->replies, why, sizeof(why)) != RKB_REDIS_OK) {
+        rkb_log_warn(t->component, "%s", why);
+        return ROUND_TRANSIENT;
+    }
+    const redisReply *got = t->replies[1];
+    round_t round = ROUND_PROGRESS;
+    if (got->type != REDIS_REPLY_ARRAY || got->elements != t->slot_cnt) {
+        rkb_log_warn(t->component, "reading the offsets: %s",
+                     rkb_redis_reply_error(got) ? rkb_redis_reply_error(got) : "unexpected reply");
+        round = ROUND_TRANSIENT;
+    }
+    for (size_t s = 0; round == ROUND_PROGRESS && s < t->slot_cnt; s++) {
+        const redisReply *value = got->element[s];
+        part_slot_t *slot = &t->slots[s];
+        slot->stored_next = -1;
+        if (value->type == REDIS_REPLY_NIL)
+            continue;
+        if (value->type != REDIS_REPLY_STRING ||
+            rkb_parse_int64(value->str, 0, INT64_MAX, &slot->stored_next)) {
+            snprintf(why, sizeof(why), "rkbridge offset key '%s' holds '%.64s', not an offset",
+                     rkb_eos_offset_key(t->offset_ns, slot->topic, slot->partition, key,
+                                        sizeof(key)),
+                     value->type == REDIS_REPLY_STRING ? value->str : "a non-string");
+            fail_task(t, NULL, why);
+            round = ROUND_FAILED;
+        }
+    }
+    rkb_redis_replies_free(t->replies, 2);
+    return round;
+}
+
+static round_t apply_eos_plain(rkb_sink_task_t *t) {
+    char why[512], key[1024], next[24];
+    int64_t max_offset = -1;
+    for (size_t i = 0; i < t->cnt; i++)
+        if (t->states[i].sent && t->recs[i].offset > max_offset)
+            max_offset = t->recs[i].offset;
+    if (max_offset < 0)
+        return ROUND_PROGRESS; /* nothing was sent */
+
+    for (int attempt = 0; attempt < EOS_PLAIN_ATTEMPTS; attempt++) {
+        round_t read = eos_plain_read(t);
+        if (read == ROUND_TRANSIENT)
+            mark_sent_transient(t);
+        if (read != ROUND_PROGRESS)
+            return read;
+
+        /* The second: the writes at or above each stored offset, and the new offsets. */
+        rkb_cmds_reset(t->pipe);
+        rkb_cmds_begin(t->pipe);
+        rkb_cmds_args(t->pipe, "MULTI");
+        rkb_cmds_end(t->pipe);
+        for (size_t s = 0; s < t->slot_cnt; s++)
+            t->slots[s].applied_next = -1;
+        for (size_t i = 0; i < t->cnt; i++) {
+            const rec_state_t *st = &t->states[i];
+            const rkb_record_t *rec = &t->recs[i];
+            if (!st->sent)
+                continue;
+            part_slot_t *slot = slot_for(t, rec);
+            if (rec->offset < slot->stored_next)
+                continue; /* applied already (by a zombie, or before a lost reply) */
+            slot->applied_next = rec->offset + 1;
+            for (int k = 0; k < st->cmd_cnt; k++) {
+                size_t j = st->cmd_first + (size_t)k;
+                rkb_cmds_begin(t->pipe);
+                for (int a = 0; a < rkb_cmds_argc(t->cmds, j); a++) {
+                    size_t len;
+                    const char *arg = rkb_cmds_argv(t->cmds, j, a, &len);
+                    rkb_cmds_arg(t->pipe, arg, len);
+                }
+                rkb_cmds_end(t->pipe);
+            }
+        }
+        bool offsets = false;
+        for (size_t s = 0; s < t->slot_cnt; s++) {
+            part_slot_t *slot = &t->slots[s];
+            if (slot->applied_next < 0)
+                continue;
+            if (!offsets) {
+                rkb_cmds_begin(t->pipe);
+                rkb_cmds_args(t->pipe, "MSET");
+                offsets = true;
+            }
+            rkb_cmds_args(t->pipe, rkb_eos_offset_key(t->offset_ns, slot->topic,
+                                                      slot->partition, key, sizeof(key)));
+            snprintf(next, sizeof(next), "%lld", (long long)slot->applied_next);
+            rkb_cmds_args(t->pipe, next);
+        }
+        if (offsets)
+            rkb_cmds_end(t->pipe);
+        rkb_cmds_begin(t->pipe);
+        rkb_cmds_args(t->pipe, offsets ? "EXEC" : "DISCARD");
+        rkb_cmds_end(t->pipe);
+        size_t n = rkb_cmds_count(t->pipe);
+        if (n > t->cmd_map_cap) {
+            t->cmd_map_cap = n * 2;
+            t->cmd_map = rkb_realloc(t->cmd_map, t->cmd_map_cap * sizeof(*t->cmd_map));
+        }
+        n = ensure_replies(t, rkb_cmds_coalesce(t->pipe, COALESCE_MAX_KEYS, t->cmd_map));
+
+        if (rkb_failpoint_armed("crash_mid_batch", max_offset)) {
+            /* Half of the transaction reaches Redis (no EXEC: nothing applies), then the
+             * process dies. */
+            rkb_cmds_truncate(t->pipe, (n + 1) / 2);
+            if (rkb_redis_pipeline(t->redis, t->pipe, t->replies, why, sizeof(why)) ==
+                RKB_REDIS_OK)
+                rkb_redis_replies_free(t->replies, rkb_cmds_count(t->pipe));
+            rkb_failpoint("crash_mid_batch", max_offset);
+        }
+        if (rkb_redis_pipeline(t->redis, t->pipe, t->replies, why, sizeof(why)) != RKB_REDIS_OK) {
+            rkb_log_warn(t->component, "%s", why);
+            mark_sent_transient(t);
+            return ROUND_TRANSIENT;
+        }
+        const redisReply *exec = t->replies[n - 1];
+        const char *err = rkb_redis_reply_error(exec);
+        for (size_t e = 0; !err && exec->type == REDIS_REPLY_ARRAY && e < exec->elements; e++)
+            err = rkb_redis_reply_error(exec->element[e]);
+        bool conflict = offsets && !err && exec->type == REDIS_REPLY_NIL;
+        if (err)
+            snprintf(why, sizeof(why), "%s", err);
+        rkb_redis_replies_free(t->replies, n);
+        if (conflict) {
+            rkb_log_info(t->component, "an offset key changed while the batch was prepared "
+                                       "(another writer?): reading the offsets again");
+            continue;
+        }
+        if (err) {
+            /* EXECABORT (e.g. OOM while queueing): nothing applied; the batch waits. */
+            rkb_log_warn(t->component, "exactly-once transaction: %s; retrying", why);
+            mark_sent_transient(t);
+            return ROUND_TRANSIENT;
+        }
+        atomic_fetch_add(&t->stats.batches, 1);
+        rkb_task_metrics_batch(rkb_task_metrics_current(), t->cnt);
+        rkb_failpoint("crash_after_redis_apply", max_offset);
+        for (size_t i = 0; i < t->cnt; i++)
+            if (t->states[i].sent)
+                t->states[i].outcome = REC_DONE;
+        return ROUND_PROGRESS;
+    }
+    rkb_log_warn(t->component, "offset keys kept changing under the batch (%d attempts); retrying",
+                 EOS_PLAIN_ATTEMPTS);
+    mark_sent_transient(t);
+    return ROUND_TRANSIENT;
+}
+
+static round_t apply_batch(rkb_sink_task_t *t) {
+    if (!t->cnt)
+        return ROUND_EMPTY;
+    int rc = ensure_connected(t);
+    if (rc)
+        return rc < 0 ? ROUND_FAILED : ROUND_TRANSIENT;
+    round_t enriched = enrich_batch(t); /* a no-op without enrich.key */
+    if (enriched != ROUND_PROGRESS)
+        return enriched;
+
+    encode_batch(t, t->cmds);
+    round_t sent = t->exactly_once && plain_writes_only(t) ? apply_eos_plain(t)
+                                                           : send_and_settle(t);
+    if (sent != ROUND_PROGRESS)
+        return sent;
+
+    bool transient = false;
     if (!t->failed && handle_data_errors(t))
         transient = true;
     if (!t->exactly_once)

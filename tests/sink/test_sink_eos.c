@@ -173,6 +173,96 @@ static void test_e3_redis_ahead_of_kafka(void **state) {
     assert_int_equal(run_with_offsets("e3", 8, 3), 2);
 }
 
+/* Exactly-once STRING: plain SET writes take Redis's WATCH/MULTI/EXEC instead of the script
+ * (sink.c, "exactly-once without the script"). E-1 holds for it: killed right after Redis
+ * applied offset 6, the restart starts at 7 from the offset in Redis. */
+static void test_e1_plain_string_crash(void **state) {
+    produce_n("es1", 0, 10, "x");
+    char *text = sink_config(redis, broker, "es1", "es1",
+                             "redis.type=STRING\nredis.keyspace=es1\n"
+                             "redis.delivery=exactly-once\nbatch.size=1\n");
+    const char *const crash_env[] = {"RKB_FAILPOINT=crash_after_redis_apply@6", NULL};
+    h_proc_t *proc = h_rkbridge_run(text, crash_env);
+    int status = h_proc_wait(proc, 60000);
+    if (status != 128 + SIGKILL)
+        sink_dump_output(proc);
+    assert_int_equal(status, 128 + SIGKILL);
+    h_proc_free(proc);
+    char *stored = h_redis_str(redis, "GET rkbridge:offset:{es1:0}:es1");
+    assert_string_equal(stored, "7");
+    free(stored);
+    assert_int_equal(h_redis_int(redis, "EXISTS es1:0 es1:1 es1:2 es1:3 es1:4 es1:5 es1:6"), 7);
+    assert_int_equal(h_redis_int(redis, "EXISTS es1:7"), 0);
+
+    proc = h_rkbridge_run(text, NULL);
+    free(text);
+    bool done = H_WAIT_FOR(h_committed(broker, "connect-es1", "es1", 0) == 10, 60000);
+    if (!done)
+        sink_dump_output(proc);
+    assert_true(done);
+    assert_true(output_has(proc, "es1[0]: starting at offset 7 (stored in Redis)"));
+    assert_int_equal(h_proc_stop(proc, SIGTERM, 30000), 0);
+    h_proc_free(proc);
+    stored = h_redis_str(redis, "GET rkbridge:offset:{es1:0}:es1");
+    assert_string_equal(stored, "10");
+    free(stored);
+    assert_int_equal(h_redis_int(redis, "EXISTS es1:7 es1:8 es1:9"), 3);
+}
+
+/* The next offset a partition's offset key holds, or -1. */
+static long long stored_offset(const char *key) {
+    char *value = h_redis_str(redis, "GET %s", key);
+    long long offset = value ? atoll(value) : -1;
+    free(value);
+    return offset;
+}
+
+/* Another writer moves the partition's offset in Redis ahead (to 2000) while the task runs, as a
+ * zombie owner would: from then on the task's records below 2000 are taken as applied and not
+ * written. The move lands when the task has applied the first 500 records: the keys written are
+ * 0..499, then 2000..2999, and the offset ends at 3000. */
+static void test_eos_plain_string_offset_moved(void **state) {
+    enum { N = 3000, FIRST = 500, MOVED = 2000 };
+    rd_kafka_t *p = h_producer_new(broker);
+    char key[16];
+    for (int i = 0; i < FIRST; i++) {
+        snprintf(key, sizeof(key), "%d", i);
+        h_produce(p, "es2", 0, key, "x", NULL);
+    }
+    h_producer_flush(p);
+    char *text = sink_config(redis, broker, "es2", "es2",
+                             "redis.type=STRING\nredis.keyspace=es2\n"
+                             "redis.delivery=exactly-once\nbatch.size=20\n");
+    h_proc_t *proc = h_rkbridge_run(text, NULL);
+    free(text);
+    bool first = H_WAIT_FOR(stored_offset("rkbridge:offset:{es2:0}:es2") == FIRST, 60000);
+    if (!first)
+        sink_dump_output(proc);
+    assert_true(first);
+    freeReplyObject(h_redis_cmd(redis, "SET rkbridge:offset:{es2:0}:es2 %d", MOVED));
+    for (int i = FIRST; i < N; i++) {
+        snprintf(key, sizeof(key), "%d", i);
+        h_produce(p, "es2", 0, key, "x", NULL);
+    }
+    h_producer_flush(p);
+    h_producer_destroy(p);
+    bool done = H_WAIT_FOR(h_committed(broker, "connect-es2", "es2", 0) == N, 60000);
+    if (!done)
+        sink_dump_output(proc);
+    assert_true(done);
+    assert_int_equal(h_proc_stop(proc, SIGTERM, 30000), 0);
+    h_proc_free(proc);
+
+    char *stored = h_redis_str(redis, "GET rkbridge:offset:{es2:0}:es2");
+    assert_string_equal(stored, "3000");
+    free(stored);
+    for (int i = 0; i < N; i++) {
+        bool written = h_redis_int(redis, "EXISTS es2:%d", i) == 1;
+        if (written != (i < FIRST || i >= MOVED))
+            fail_msg("es2:%d is %s", i, written ? "written" : "missing");
+    }
+}
+
 /* E-4: Redis behind Kafka (3 vs 8) → starts at 3: Redis is the truth. */
 static void test_e4_redis_behind_kafka(void **state) {
     assert_int_equal(run_with_offsets("e4", 3, 8), 7);
@@ -454,6 +544,8 @@ int main(void) {
         cmocka_unit_test(test_e1_crash_between_apply_and_commit),
         cmocka_unit_test(test_e1_crash_after_last_apply_commits_on_restart),
         cmocka_unit_test(test_e3_redis_ahead_of_kafka),
+        cmocka_unit_test(test_e1_plain_string_crash),
+        cmocka_unit_test(test_eos_plain_string_offset_moved),
         cmocka_unit_test(test_e4_redis_behind_kafka),
         cmocka_unit_test(test_e5_no_redis_offset_uses_committed),
         cmocka_unit_test(test_assigned_while_redis_down),

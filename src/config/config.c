@@ -1521,6 +1521,9 @@ void rkb_config_print_markdown(FILE *fp) {
           "| `auto.commit.interval.ms` | `1000` | how far a restart may replay (at-least-once) |\n"
           "| `queued.max.messages.kbytes` | `16384` | bounds what librdkafka prefetches per "
           "task |\n"
+          "| `queued.min.messages` | `20000` | the same, in records: peak memory stays small, "
+          "and the fetchers are woken as soon as half of it is consumed |\n"
+          "| `fetch.max.bytes` | `8388608` | one fetch response at most 8 MB on top |\n"
           "| `enable.auto.offset.store` | `false` | must not be changed: the sink stores an "
           "offset only after Redis has the record |\n",
           fp);

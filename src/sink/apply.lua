@@ -177,6 +177,7 @@ local function flush_run()
   if run_records == 0 then return nil end
   local reply = redis.pcall('MSET', unpack(run_args))
   if type(reply) == 'table' and reply.err then
+    if run_records == 1 then return reply.err .. ' (SET ' .. quote(run_args[1]) .. ')' end
     return reply.err .. ' (MSET of ' .. run_records .. ' keys from ' .. quote(run_args[1]) .. ')'
   end
   applied = applied + run_records

@@ -76,35 +76,52 @@ static char *counter_config(const char *name, const char *topic, const char *ext
 
 /* E-1: the process dies after Redis applied offset 6, before anything reached Kafka's commit.
  * The restart starts at 7 from the offset in Redis: the counter is 10, not 17. */
-static void test_e1_crash_between_apply_and_commit(void **state) {
-    produce_n("e1", 0, 10, "x");
-    char *text = counter_config("e1", "e1", "batch.size=1\n");
+/* The next offset a partition's offset key holds, or -1. */
+static long long stored_offset(const char *key) {
+    char *value = h_redis_str(redis, "GET %s", key);
+    long long offset = value ? atoll(value) : -1;
+    free(value);
+    return offset;
+}
+
+/* E-1 on topic[0] (10 records, a connector named as its topic, batch.size=1): killed right after
+ * Redis applied offset 6, Redis holds offset 7; the restart says it starts there, and finishes
+ * with offset 10 in Redis and in Kafka. between(): what Redis holds at the crash. */
+static void run_e1(const char *topic, const char *config_text, void (*between)(void)) {
+    char key[128], expect[128];
+    snprintf(key, sizeof(key), "rkbridge:offset:{%s:0}:%s", topic, topic);
     const char *const crash_env[] = {"RKB_FAILPOINT=crash_after_redis_apply@6", NULL};
-    h_proc_t *proc = h_rkbridge_run(text, crash_env);
+    h_proc_t *proc = h_rkbridge_run(config_text, crash_env);
     int status = h_proc_wait(proc, 60000);
     if (status != 128 + SIGKILL)
         sink_dump_output(proc);
     assert_int_equal(status, 128 + SIGKILL);
     h_proc_free(proc);
-    char *stored = h_redis_str(redis, "GET rkbridge:offset:{e1:0}:e1");
-    assert_string_equal(stored, "7");
-    free(stored);
+    assert_int_equal(stored_offset(key), 7);
+    if (between)
+        between();
 
-    proc = h_rkbridge_run(text, NULL);
-    free(text);
-    bool done = H_WAIT_FOR(h_committed(broker, "connect-e1", "e1", 0) == 10, 60000);
+    proc = h_rkbridge_run(config_text, NULL);
+    snprintf(expect, sizeof(expect), "connect-%s", topic);
+    bool done = H_WAIT_FOR(h_committed(broker, expect, topic, 0) == 10, 60000);
     if (!done)
         sink_dump_output(proc);
     assert_true(done);
-    assert_true(output_has(proc, "e1[0]: starting at offset 7 (stored in Redis)"));
+    snprintf(expect, sizeof(expect), "%s[0]: starting at offset 7 (stored in Redis)", topic);
+    assert_true(output_has(proc, expect));
     assert_int_equal(h_proc_stop(proc, SIGTERM, 30000), 0);
     h_proc_free(proc);
+    assert_int_equal(stored_offset(key), 10);
+}
+
+static void test_e1_crash_between_apply_and_commit(void **state) {
+    produce_n("e1", 0, 10, "x");
+    char *text = counter_config("e1", "e1", "batch.size=1\n");
+    run_e1("e1", text, NULL);
+    free(text);
     char *count = h_redis_str(redis, "HGET cnt:{e1} u1");
     assert_string_equal(count, "10");
     free(count);
-    stored = h_redis_str(redis, "GET rkbridge:offset:{e1:0}:e1");
-    assert_string_equal(stored, "10");
-    free(stored);
 }
 
 /* The crash comes after Redis applied the last record: on restart nothing is left to consume,
@@ -176,46 +193,21 @@ static void test_e3_redis_ahead_of_kafka(void **state) {
 /* Exactly-once STRING: plain SET writes take Redis's WATCH/MULTI/EXEC instead of the script
  * (sink.c, "exactly-once without the script"). E-1 holds for it: killed right after Redis
  * applied offset 6, the restart starts at 7 from the offset in Redis. */
+static void es1_first_seven(void) {
+    assert_int_equal(h_redis_int(redis, "EXISTS es1:0 es1:1 es1:2 es1:3 es1:4 es1:5 es1:6"), 7);
+    assert_int_equal(h_redis_int(redis, "EXISTS es1:7"), 0);
+}
+
 static void test_e1_plain_string_crash(void **state) {
     produce_n("es1", 0, 10, "x");
     char *text = sink_config(redis, broker, "es1", "es1",
                              "redis.type=STRING\nredis.keyspace=es1\n"
                              "redis.delivery=exactly-once\nbatch.size=1\n");
-    const char *const crash_env[] = {"RKB_FAILPOINT=crash_after_redis_apply@6", NULL};
-    h_proc_t *proc = h_rkbridge_run(text, crash_env);
-    int status = h_proc_wait(proc, 60000);
-    if (status != 128 + SIGKILL)
-        sink_dump_output(proc);
-    assert_int_equal(status, 128 + SIGKILL);
-    h_proc_free(proc);
-    char *stored = h_redis_str(redis, "GET rkbridge:offset:{es1:0}:es1");
-    assert_string_equal(stored, "7");
-    free(stored);
-    assert_int_equal(h_redis_int(redis, "EXISTS es1:0 es1:1 es1:2 es1:3 es1:4 es1:5 es1:6"), 7);
-    assert_int_equal(h_redis_int(redis, "EXISTS es1:7"), 0);
-
-    proc = h_rkbridge_run(text, NULL);
+    run_e1("es1", text, es1_first_seven);
     free(text);
-    bool done = H_WAIT_FOR(h_committed(broker, "connect-es1", "es1", 0) == 10, 60000);
-    if (!done)
-        sink_dump_output(proc);
-    assert_true(done);
-    assert_true(output_has(proc, "es1[0]: starting at offset 7 (stored in Redis)"));
-    assert_int_equal(h_proc_stop(proc, SIGTERM, 30000), 0);
-    h_proc_free(proc);
-    stored = h_redis_str(redis, "GET rkbridge:offset:{es1:0}:es1");
-    assert_string_equal(stored, "10");
-    free(stored);
     assert_int_equal(h_redis_int(redis, "EXISTS es1:7 es1:8 es1:9"), 3);
 }
 
-/* The next offset a partition's offset key holds, or -1. */
-static long long stored_offset(const char *key) {
-    char *value = h_redis_str(redis, "GET %s", key);
-    long long offset = value ? atoll(value) : -1;
-    free(value);
-    return offset;
-}
 
 /* Another writer moves the partition's offset in Redis ahead (to 2000) while the task runs, as a
  * zombie owner would: from then on the task's records below 2000 are taken as applied and not

@@ -2,11 +2,14 @@
 # Installs what rkbridge needs on Debian 12 (if missing) and builds ./build/rkbridge.
 #   scripts/setup.sh              install + release build into ./build
 #   scripts/setup.sh --deps-only  install only
+#   scripts/setup.sh --bench-deps install only, plus what bench/run needs beyond that: the peers
+#                                 it compares with (Python's Kafka and Redis clients) and GNU time
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config librdkafka-dev libhiredis-dev libjansson-dev
           libcmocka-dev libmicrohttpd-dev libssl-dev openssl redis-server redis-tools kcat)
+[ "${1:-}" = "--bench-deps" ] && packages+=(python3-confluent-kafka python3-redis time)
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -18,7 +21,7 @@ if ((${#missing[@]})); then
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-[ "${1:-}" = "--deps-only" ] && exit 0
+case "${1:-}" in --deps-only | --bench-deps) exit 0 ;; esac
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRKB_SANITIZE=OFF -DRKB_TESTS=OFF >/dev/null
 cmake --build build -j"$(nproc)" >/dev/null

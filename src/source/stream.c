@@ -72,6 +72,7 @@
 #define RETRY_DELAY_MAX_MS   10000 /* backoff cap for Redis and delivery failures */
 #define SHUTDOWN_FLUSH_MS    10000 /* how long shutdown waits for delivery reports */
 #define TRIM_INTERVAL_MS     1000  /* trim.acked: at most once a second per stream */
+#define PREPARE_TOPICS_MS    1000  /* at start: how long to wait for the topics' metadata */
 #define PENDING_INTERVAL_MS  1000  /* pending entries counted for GET /metrics */
 #define LOST_IDS_LOGGED      5     /* IDs named in one "lost" log line */
 #define DEFAULT_TOPIC        "${stream}"
@@ -1486,6 +1487,26 @@ static void shut_down(rkb_stream_source_t *t) {
     rkb_redis_close(t->redis);
 }
 
+/* Before the first read: the producer learns the configured streams' topics now, rather than at
+ * librdkafka's next scan of unknown topics, up to a second later (its first broker connection
+ * is not up yet when the first record is queued), with the first batches waiting in its queue.
+ * Bounded: with Kafka unreachable the task starts reading after PREPARE_TOPICS_MS anyway
+ * (records wait in librdkafka's queue, as they would have). Streams found later by the pattern
+ * need nothing: their topic's metadata query starts with their first record, on a producer that
+ * is connected by then. */
+static void prepare_topics(rkb_stream_source_t *t) {
+    int64_t until = rkb_now_ms() + PREPARE_TOPICS_MS;
+    for (size_t i = 0; i < t->stream_cnt; i++) {
+        char why[512];
+        int64_t left = until - rkb_now_ms();
+        if (left <= 0)
+            break;
+        if (rkb_producer_prepare_topic(t->producer, t->streams[i]->topic, (int)left, why,
+                                       sizeof(why)))
+            rkb_log_debug(t->component, "%s", why);
+    }
+}
+
 static void log_started(rkb_stream_source_t *t) {
     rkb_buf_t names;
     rkb_buf_init(&names);
@@ -1511,6 +1532,7 @@ int rkb_stream_source_run(rkb_stream_source_t *t, rkb_task_ctl_t *ctl, char *err
     if (!t->producer)
         return -1;
     log_started(t);
+    prepare_topics(t);
 
     while (!*stop && !t->failed) {
         /* Paused (connect/task_ctl.h): no reads; the records in flight get their delivery

@@ -7,7 +7,9 @@
  * keeps no state of its own that a crash could lose:
  *
  *   read        XREADGROUP GROUP g c COUNT batch.size BLOCK redis.stream.block STREAMS s... >...
- *               (one call for every stream; entries enter c's PEL as Redis hands them out)
+ *               (one call for every stream; entries enter c's PEL as Redis hands them out);
+ *               at-least-once, while a full batch is being produced the next read (with the
+ *               XACKs due) is already on its way, so that Redis reads while Kafka records are built
  *   produce     key per redis.stream.key, value per redis.stream.value, headers redis-stream and
  *               redis-id, timestamp = the ID's milliseconds (event time; redis-kafka-connect
  *               uses its wall clock instead)
@@ -113,6 +115,23 @@ typedef enum { STEP_OK, STEP_TRANSIENT, STEP_FAILED } step_t;
 typedef enum { READ_LIVE, READ_RECOVERY } read_kind_t;
 typedef enum { FROM_READ, FROM_CLAIM } entry_origin_t;
 
+/*
+ * One round trip of the live reads (XACKs, then XREADGROUP ... >), written and answered
+ * separately so that the next one can be on its way while the entries of this one are produced
+ * (live_reads). SENT: written, replies not read yet; RECEIVED: replies read (their XACKs
+ * settled), entries not handled yet.
+ */
+typedef enum { ROUND_IDLE, ROUND_SENT, ROUND_RECEIVED } round_state_t;
+
+typedef struct read_round_s {
+    round_state_t state;
+    rkb_cmds_t *cmds;
+    redisReply **replies; /* one per command, the XACKs first */
+    size_t replies_cap;
+    size_t cmd_cnt, ack_cnt, read_cnt;
+    int64_t sent_us;
+} read_round_t;
+
 
 struct rkb_stream_source_s {
     const rkb_config_t *conf;
@@ -147,6 +166,11 @@ struct rkb_stream_source_s {
     redisReply **replies;
     size_t replies_cap;
     rkb_buf_t value_buf; /* the json value being built */
+    read_round_t rounds[2]; /* live reads: the one being handled and the next one */
+    const char **argv;      /* a round's command in argv form, for rkb_redis_send */
+    size_t *argvlen;
+    size_t argv_cap;
+    const rkb_task_ctl_t *ctl;
 
     /* State */
     size_t inflight;
@@ -570,6 +594,8 @@ rkb_stream_source_t *rkb_stream_source_new(const rkb_config_t *conf, int task_id
     t->redis = rkb_redis_new(&t->redis_conf, t->component);
     t->cmds = rkb_cmds_new();
     t->ack_cmds = rkb_cmds_new();
+    for (size_t i = 0; i < RKB_ARRAY_SIZE(t->rounds); i++)
+        t->rounds[i].cmds = rkb_cmds_new();
     rkb_buf_init(&t->value_buf);
     return t;
 
@@ -626,10 +652,15 @@ static void settle_acks(rkb_stream_source_t *t, redisReply **replies) {
     }
 }
 
+static step_t round_receive(rkb_stream_source_t *t, read_round_t *round);
+
 /* XACKs everything delivered so far, in a round trip of its own. Returns 0, or -1 when Redis
  * could not be reached (the IDs are kept). May run inside a delivery report, so it touches
- * neither t->cmds nor t->replies. */
+ * neither t->cmds nor t->replies; a live read on its way is answered first (its replies wait
+ * in their round for live_reads), since the connection answers in order. */
 static int flush_acks(rkb_stream_source_t *t) {
+    for (size_t i = 0; i < RKB_ARRAY_SIZE(t->rounds); i++)
+        round_receive(t, &t->rounds[i]);
     if (!acks_pending(t) || !rkb_redis_is_connected(t->redis))
         return acks_pending(t) ? -1 : 0;
     rkb_cmds_reset(t->ack_cmds);
@@ -1048,7 +1079,7 @@ static step_t discover(rkb_stream_source_t *t) {
 /* Appends "XREADGROUP GROUP g c COUNT n [BLOCK b] STREAMS s... id..." over the streams the
  * read is for (live: every active stream, with ">"; recovery: those in the pass, from their
  * cursors); returns how many it named (0: no command added). */
-static size_t add_read(rkb_stream_source_t *t, read_kind_t kind) {
+static size_t add_read(rkb_stream_source_t *t, rkb_cmds_t *cmds, read_kind_t kind) {
     size_t cnt = 0;
     for (size_t i = 0; i < t->stream_cnt; i++) {
         const stream_t *s = t->streams[i];
@@ -1056,54 +1087,41 @@ static size_t add_read(rkb_stream_source_t *t, read_kind_t kind) {
     }
     if (!cnt)
         return 0;
-    rkb_cmds_begin(t->cmds);
-    rkb_cmds_args(t->cmds, "XREADGROUP");
-    rkb_cmds_args(t->cmds, "GROUP");
-    rkb_cmds_args(t->cmds, t->group);
-    rkb_cmds_args(t->cmds, t->consumer);
-    rkb_cmds_args(t->cmds, "COUNT");
-    rkb_cmds_arg_int(t->cmds, t->batch_size);
+    rkb_cmds_begin(cmds);
+    rkb_cmds_args(cmds, "XREADGROUP");
+    rkb_cmds_args(cmds, "GROUP");
+    rkb_cmds_args(cmds, t->group);
+    rkb_cmds_args(cmds, t->consumer);
+    rkb_cmds_args(cmds, "COUNT");
+    rkb_cmds_arg_int(cmds, t->batch_size);
     if (kind == READ_LIVE) {
-        rkb_cmds_args(t->cmds, "BLOCK");
-        rkb_cmds_arg_int(t->cmds, t->block_ms);
+        rkb_cmds_args(cmds, "BLOCK");
+        rkb_cmds_arg_int(cmds, t->block_ms);
     }
-    rkb_cmds_args(t->cmds, "STREAMS");
+    rkb_cmds_args(cmds, "STREAMS");
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < t->stream_cnt; i++) {
             const stream_t *s = t->streams[i];
             if (kind == READ_LIVE ? !(s->active && s->group_ready) : !s->in_pass)
                 continue;
             if (pass == 0)
-                rkb_cmds_args(t->cmds, s->name);
+                rkb_cmds_args(cmds, s->name);
             else
-                rkb_cmds_args(t->cmds, kind == READ_LIVE ? ">" : s->cursor);
+                rkb_cmds_args(cmds, kind == READ_LIVE ? ">" : s->cursor);
         }
     }
-    rkb_cmds_end(t->cmds);
+    rkb_cmds_end(cmds);
     return cnt;
 }
 
 /*
- * One round trip: the XACKs that are due, then one XREADGROUP (new entries, or this consumer's
- * pending ones after each stream's cursor), and the entries produced. A recovery read that
- * returns nothing for a stream ends the pass for it.
+ * The reply to one XREADGROUP (NULL: the round named no stream): the entries produced. A
+ * recovery read that returns nothing for a stream ends the pass for it.
  */
-static step_t read_round(rkb_stream_source_t *t, read_kind_t kind) {
-    rkb_cmds_reset(t->cmds);
-    size_t ack_cnt = add_acks(t, t->cmds);
-    size_t read_cnt = add_read(t, kind);
-    size_t cnt = rkb_cmds_count(t->cmds);
-    if (!cnt)
-        return STEP_OK;
-    if (send_cmds(t)) {
-        settle_acks(t, NULL);
-        return STEP_TRANSIENT;
-    }
-    settle_acks(t, t->replies);
+static step_t handle_read(rkb_stream_source_t *t, read_kind_t kind, const redisReply *reply) {
     step_t result = STEP_OK;
-    const redisReply *reply = read_cnt ? t->replies[ack_cnt] : NULL;
     if (!reply || reply->type == REDIS_REPLY_NIL) {
-        for (size_t i = 0; read_cnt && i < t->stream_cnt; i++)
+        for (size_t i = 0; reply && i < t->stream_cnt; i++)
             t->streams[i]->in_pass = false; /* (a recovery read never answers nil) */
     } else if (reply->type == REDIS_REPLY_ERROR) {
         result = reply_error(t, "XREADGROUP", reply->str);
@@ -1137,12 +1155,189 @@ static step_t read_round(rkb_stream_source_t *t, read_kind_t kind) {
         rkb_log_warn(t->component, "XREADGROUP: unexpected reply (type %d)", reply->type);
         result = STEP_TRANSIENT;
     }
+    return result;
+}
+
+/* One round trip, waited for: the XACKs that are due, then one XREADGROUP (new entries, or this
+ * consumer's pending ones after each stream's cursor), and the entries produced. */
+static step_t read_round(rkb_stream_source_t *t, read_kind_t kind) {
+    rkb_cmds_reset(t->cmds);
+    size_t ack_cnt = add_acks(t, t->cmds);
+    size_t read_cnt = add_read(t, t->cmds, kind);
+    size_t cnt = rkb_cmds_count(t->cmds);
+    if (!cnt)
+        return STEP_OK;
+    if (send_cmds(t)) {
+        settle_acks(t, NULL);
+        return STEP_TRANSIENT;
+    }
+    settle_acks(t, t->replies);
+    step_t result = handle_read(t, kind, read_cnt ? t->replies[ack_cnt] : NULL);
     rkb_redis_replies_free(t->replies, cnt);
     return result;
 }
 
+/* ---- pipelined live reads -------------------------------------------------------------------- */
+
 static bool is_recovering(const stream_t *s) {
     return s->active && s->group_ready && s->recovering;
+}
+
+static bool any_recovering(const rkb_stream_source_t *t) {
+    for (size_t i = 0; i < t->stream_cnt; i++)
+        if (is_recovering(t->streams[i]))
+            return true;
+    return false;
+}
+
+
+/* Writes a live round (the XACKs that are due, then XREADGROUP ... >) without waiting for its
+ * replies. Returns 0, or -1 when the connection failed (logged; the IDs stay to acknowledge). */
+static int round_send(rkb_stream_source_t *t, read_round_t *round) {
+    rkb_cmds_reset(round->cmds);
+    round->ack_cnt = add_acks(t, round->cmds);
+    round->read_cnt = add_read(t, round->cmds, READ_LIVE);
+    round->cmd_cnt = rkb_cmds_count(round->cmds);
+    if (round->cmd_cnt > round->replies_cap) {
+        round->replies_cap = round->cmd_cnt * 2;
+        round->replies = rkb_realloc(round->replies, round->replies_cap * sizeof(*round->replies));
+    }
+    round->sent_us = rkb_now_us();
+    for (size_t i = 0; i < round->cmd_cnt; i++) {
+        size_t argc = (size_t)rkb_cmds_argc(round->cmds, i);
+        if (argc > t->argv_cap) {
+            t->argv_cap = argc * 2;
+            t->argv = rkb_realloc(t->argv, t->argv_cap * sizeof(*t->argv));
+            t->argvlen = rkb_realloc(t->argvlen, t->argv_cap * sizeof(*t->argvlen));
+        }
+        for (size_t j = 0; j < argc; j++)
+            t->argv[j] = rkb_cmds_argv(round->cmds, i, (int)j, &t->argvlen[j]);
+        char why[512];
+        if (rkb_redis_send(t->redis, (int)argc, t->argv, t->argvlen, why, sizeof(why))) {
+            rkb_log_warn(t->component, "%s", why);
+            settle_acks(t, NULL);
+            round->state = ROUND_IDLE;
+            return -1;
+        }
+    }
+    round->state = ROUND_SENT;
+    return 0;
+}
+
+/* Reads the replies of a round that was sent (nothing to do otherwise) and settles its XACKs.
+ * A connection that fails or stays silent past the command timeout is closed: STEP_TRANSIENT,
+ * and the round is gone (its entries stay pending for the recovery pass after the reconnect). */
+static step_t round_receive(rkb_stream_source_t *t, read_round_t *round) {
+    if (round->state != ROUND_SENT)
+        return STEP_OK;
+    for (size_t i = 0; i < round->cmd_cnt; i++) {
+        char why[512];
+        int err = rkb_redis_read(t->redis, t->redis_conf.command_timeout_ms, &round->replies[i],
+                                 why, sizeof(why));
+        if (!err && !round->replies[i]) {
+            snprintf(why, sizeof(why), "redis: no reply to XREADGROUP within %d ms (command timeout)",
+                     t->redis_conf.command_timeout_ms);
+            rkb_redis_close(t->redis);
+            err = RKB_REDIS_ERR_IO;
+        }
+        if (err) {
+            rkb_log_warn(t->component, "%s", why);
+            rkb_redis_replies_free(round->replies, i);
+            settle_acks(t, NULL);
+            round->state = ROUND_IDLE;
+            return STEP_TRANSIENT;
+        }
+    }
+    settle_acks(t, round->replies);
+    rkb_task_metrics_redis_round_trip(rkb_task_metrics_current(), rkb_now_us() - round->sent_us,
+                                      round->cmd_cnt);
+    round->state = ROUND_RECEIVED;
+    return STEP_OK;
+}
+
+/* The XREADGROUP reply of a received round, or NULL. */
+static const redisReply *round_read_reply(const read_round_t *round) {
+    return round->state == ROUND_RECEIVED && round->read_cnt ? round->replies[round->ack_cnt]
+                                                             : NULL;
+}
+
+/* Frees a received round's replies; handle: produce its entries first. */
+static step_t round_finish(rkb_stream_source_t *t, read_round_t *round, bool handle) {
+    step_t result = STEP_OK;
+    if (round->state != ROUND_RECEIVED)
+        return result;
+    if (handle)
+        result = handle_read(t, READ_LIVE, round_read_reply(round));
+    rkb_redis_replies_free(round->replies, round->cmd_cnt);
+    round->state = ROUND_IDLE;
+    return result;
+}
+
+/* How many entries a received round brought, and whether some stream filled its COUNT (then
+ * more are likely waiting). */
+static size_t round_entries(const rkb_stream_source_t *t, const read_round_t *round, bool *full) {
+    const redisReply *reply = round_read_reply(round);
+    size_t cnt = 0;
+    *full = false;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY)
+        return 0;
+    for (size_t i = 0; i < reply->elements; i++) {
+        const redisReply *sr = reply->element[i];
+        if (sr->type != REDIS_REPLY_ARRAY || sr->elements != 2 ||
+            sr->element[1]->type != REDIS_REPLY_ARRAY)
+            continue;
+        cnt += sr->element[1]->elements;
+        *full |= sr->element[1]->elements >= (size_t)t->batch_size;
+    }
+    return cnt;
+}
+
+/* Whether the next live read may go out before the entries in hand (coming) are produced:
+ * only at-least-once (at-most-once acknowledges before producing, in a round trip of its own),
+ * and only while nothing else is due that step() must see to first (a stop or pause, failed
+ * deliveries, a recovery pass, claims, trimming, pending counts, discovery, backpressure). */
+static bool may_read_ahead(rkb_stream_source_t *t, const volatile int *stop, size_t coming) {
+    int64_t now = rkb_now_ms();
+    return !t->at_most_once && !*stop && !t->failed && !atomic_load(&t->ctl->pause) &&
+           !t->dr_errors && t->inflight + coming < t->max_inflight && !any_recovering(t) &&
+           rkb_redis_is_connected(t->redis) && now < t->next_claim &&
+           (!t->trim_acked || now < t->next_trim) && now < t->next_pending &&
+           (!t->pattern || now < t->next_discovery);
+}
+
+/*
+ * Live reads, pipelined: while a round's entries are being produced, the next round is already
+ * on its way, so that Redis reads batch N+1 while Kafka records are built for batch N. The XACKs
+ * in a round are the IDs whose delivery reports came before it was written, so nothing is
+ * acknowledged before Kafka has it. Returns with no round in flight. When producing a batch
+ * fails, the round already sent is answered but its entries are left pending: every stream gets
+ * a recovery pass, which reads them again.
+ */
+static step_t live_reads(rkb_stream_source_t *t, const volatile int *stop) {
+    read_round_t *round = &t->rounds[0], *next = &t->rounds[1];
+    if (round_send(t, round))
+        return STEP_TRANSIENT;
+    for (;;) {
+        step_t result = round_receive(t, round);
+        if (result != STEP_OK)
+            return result;
+        rkb_producer_poll(t->producer, 0); /* their acknowledgements go out with the next round */
+        bool full;
+        size_t coming = round_entries(t, round, &full);
+        bool ahead = full && may_read_ahead(t, stop, coming);
+        bool sent = ahead && !round_send(t, next);
+        result = round_finish(t, round, true);
+        if (!sent)
+            return ahead ? STEP_TRANSIENT : result;
+        if (result != STEP_OK) {
+            round_receive(t, next);
+            round_finish(t, next, false);
+            return result;
+        }
+        read_round_t *handled = round;
+        round = next;
+        next = handled;
+    }
 }
 
 /* The recovery pass (SEMANTICS.md §4.3 step 2) over every stream marked recovering, once none
@@ -1398,13 +1593,6 @@ static bool any_active(const rkb_stream_source_t *t) {
     return false;
 }
 
-static bool any_recovering(const rkb_stream_source_t *t) {
-    for (size_t i = 0; i < t->stream_cnt; i++)
-        if (is_recovering(t->streams[i]))
-            return true;
-    return false;
-}
-
 /* True (with t->failed set) when the producer failed fatally. */
 static bool producer_failed(rkb_stream_source_t *t) {
     char why[512];
@@ -1457,7 +1645,7 @@ static step_t step(rkb_stream_source_t *t, const volatile int *stop) {
         rkb_producer_poll(t->producer, (int)t->block_ms);
         return STEP_OK;
     }
-    return read_round(t, READ_LIVE);
+    return live_reads(t, stop);
 }
 
 /* Shutdown (SEMANTICS.md §4.3 step 7): reads have stopped; wait (bounded) for the delivery
@@ -1527,6 +1715,7 @@ static void log_started(rkb_stream_source_t *t) {
 int rkb_stream_source_run(rkb_stream_source_t *t, rkb_task_ctl_t *ctl, char *errstr,
                           size_t errstr_size) {
     const volatile int *stop = rkb_task_ctl_stop(ctl);
+    t->ctl = ctl;
     t->producer = rkb_connect_producer_new(t->conf, t->task_id, NULL, t->component, on_delivery, t,
                                            errstr, errstr_size);
     if (!t->producer)
@@ -1593,6 +1782,15 @@ void rkb_stream_source_destroy(rkb_stream_source_t *t) {
     rkb_redis_conf_clear(&t->redis_conf);
     rkb_cmds_destroy(t->cmds);
     rkb_cmds_destroy(t->ack_cmds);
+    for (size_t i = 0; i < RKB_ARRAY_SIZE(t->rounds); i++) {
+        read_round_t *round = &t->rounds[i];
+        if (round->state == ROUND_RECEIVED)
+            rkb_redis_replies_free(round->replies, round->cmd_cnt);
+        rkb_cmds_destroy(round->cmds);
+        free(round->replies);
+    }
+    free(t->argv);
+    free(t->argvlen);
     free(t->replies);
     rkb_buf_free(&t->value_buf);
     free(t->group);

@@ -79,6 +79,7 @@
 #define LOST_IDS_LOGGED      5     /* IDs named in one "lost" log line */
 #define DEFAULT_TOPIC        "${stream}"
 #define MISSING_FIELD_LOGGED 10 /* "missing field" lines logged before going quiet */
+#define RECS_PER_SLAB        1024 /* msg_opaques allocated at a time */
 
 typedef struct entry_id_s {
     char text[ID_MAX];
@@ -103,9 +104,12 @@ typedef struct stream_s {
     bool acked_since_trim;
 } stream_t;
 
-/* msg_opaque of one produced record. */
+/* msg_opaque of one produced record; on the task's free list (next) once its report came. */
 typedef struct inflight_s {
-    stream_t *stream;
+    union {
+        stream_t *stream;
+        struct inflight_s *next;
+    };
     entry_id_t id;
 } inflight_t;
 
@@ -165,7 +169,11 @@ struct rkb_stream_source_s {
     rkb_cmds_t *ack_cmds; /* flush_acks (may run inside a delivery report) */
     redisReply **replies;
     size_t replies_cap;
-    rkb_buf_t value_buf; /* the json value being built */
+    char *value;          /* the json value being built */
+    size_t value_cap;
+    inflight_t *free_recs; /* msg_opaques to reuse (linked by .next) */
+    void **rec_slabs;      /* where they were allocated, RECS_PER_SLAB each */
+    size_t rec_slab_cnt;
     read_round_t rounds[2]; /* live reads: the one being handled and the next one */
     const char **argv;      /* a round's command in argv form, for rkb_redis_send */
     size_t *argvlen;
@@ -311,10 +319,15 @@ static size_t utf8_seq_len(const unsigned char *s, size_t len) {
     return n;
 }
 
-/* Appends s as a JSON string: escapes as JSON requires, invalid UTF-8 bytes as U+FFFD. */
-static void append_json_string(rkb_buf_t *out, const char *s, size_t len) {
+/* The most bytes put_json_string writes for len bytes: a control byte becomes \u00XX. */
+#define JSON_STRING_MAX(len) (6 * (len) + 2)
+
+/* Writes s as a JSON string at out, which has room for JSON_STRING_MAX(len) bytes: escapes as
+ * JSON requires, invalid UTF-8 bytes as U+FFFD. Returns the end of what it wrote. */
+static char *put_json_string(char *out, const char *s, size_t len) {
+    static const char hex[] = "0123456789abcdef";
     const unsigned char *u = (const unsigned char *)s;
-    rkb_buf_append(out, "\"", 1);
+    *out++ = '"';
     size_t run = 0; /* start of the bytes that go out as they are */
     for (size_t i = 0; i < len;) {
         unsigned char c = u[i];
@@ -327,33 +340,40 @@ static void append_json_string(rkb_buf_t *out, const char *s, size_t len) {
             i += n;
             continue;
         }
-        rkb_buf_append(out, s + run, i - run);
+        memcpy(out, s + run, i - run);
+        out += i - run;
         switch (c) {
         case '"':
-            rkb_buf_append(out, "\\\"", 2);
+            *out++ = '\\', *out++ = '"';
             break;
         case '\\':
-            rkb_buf_append(out, "\\\\", 2);
+            *out++ = '\\', *out++ = '\\';
             break;
         case '\n':
-            rkb_buf_append(out, "\\n", 2);
+            *out++ = '\\', *out++ = 'n';
             break;
         case '\r':
-            rkb_buf_append(out, "\\r", 2);
+            *out++ = '\\', *out++ = 'r';
             break;
         case '\t':
-            rkb_buf_append(out, "\\t", 2);
+            *out++ = '\\', *out++ = 't';
             break;
         default:
-            if (c < 0x20)
-                rkb_buf_appendf(out, "\\u%04x", c);
-            else
-                rkb_buf_append(out, "\xEF\xBF\xBD", 3); /* U+FFFD */
+            if (c < 0x20) {
+                memcpy(out, "\\u00", 4);
+                out[4] = hex[c >> 4], out[5] = hex[c & 0xF];
+                out += 6;
+            } else {
+                memcpy(out, "\xEF\xBF\xBD", 3); /* U+FFFD */
+                out += 3;
+            }
         }
         run = ++i;
     }
-    rkb_buf_append(out, s + run, len - run);
-    rkb_buf_append(out, "\"", 1);
+    memcpy(out, s + run, len - run);
+    out += len - run;
+    *out++ = '"';
+    return out;
 }
 
 /* ---- configuration --------------------------------------------------------------------------- */
@@ -529,12 +549,13 @@ static void stream_free(stream_t *s) {
     free(s);
 }
 
+/* id: shorter than ID_MAX (entry_ok). */
 static void ack_add(stream_t *s, const char *id) {
     if (s->ack_cnt == s->ack_cap) {
         s->ack_cap = s->ack_cap ? s->ack_cap * 2 : 64;
         s->acks = rkb_realloc(s->acks, s->ack_cap * sizeof(*s->acks));
     }
-    snprintf(s->acks[s->ack_cnt++].text, ID_MAX, "%s", id);
+    memcpy(s->acks[s->ack_cnt++].text, id, strlen(id) + 1);
 }
 
 static size_t acks_pending(const rkb_stream_source_t *t) {
@@ -596,7 +617,6 @@ rkb_stream_source_t *rkb_stream_source_new(const rkb_config_t *conf, int task_id
     t->ack_cmds = rkb_cmds_new();
     for (size_t i = 0; i < RKB_ARRAY_SIZE(t->rounds); i++)
         t->rounds[i].cmds = rkb_cmds_new();
-    rkb_buf_init(&t->value_buf);
     return t;
 
 fail:
@@ -678,6 +698,28 @@ static int flush_acks(rkb_stream_source_t *t) {
 
 /* ---- producing ------------------------------------------------------------------------------- */
 
+/* A msg_opaque for a record about to be produced: from the free list, which grows a slab at a
+ * time (at most max_inflight of them are ever in use, so it stays small). */
+static inflight_t *rec_get(rkb_stream_source_t *t) {
+    if (!t->free_recs) {
+        inflight_t *slab = rkb_malloc(RECS_PER_SLAB * sizeof(*slab));
+        t->rec_slabs = rkb_realloc(t->rec_slabs, (t->rec_slab_cnt + 1) * sizeof(*t->rec_slabs));
+        t->rec_slabs[t->rec_slab_cnt++] = slab;
+        for (size_t i = 0; i < RECS_PER_SLAB; i++) {
+            slab[i].next = t->free_recs;
+            t->free_recs = &slab[i];
+        }
+    }
+    inflight_t *rec = t->free_recs;
+    t->free_recs = rec->next;
+    return rec;
+}
+
+static void rec_put(rkb_stream_source_t *t, inflight_t *rec) {
+    rec->next = t->free_recs;
+    t->free_recs = rec;
+}
+
 /*
  * @locality the task thread, from rkb_producer_poll/flush/send/destroy.
  * The guarantee-bearing order: an entry's ID joins the XACK list only here, after the broker
@@ -710,7 +752,7 @@ static void on_delivery(void *msg_opaque, int err, const char *errstr, void *opa
             t->dr_failing = true;
         }
     }
-    free(rec);
+    rec_put(t, rec);
 }
 
 /* The first field named name in an entry's field/value array, or NULL. */
@@ -732,8 +774,33 @@ static void note_missing(rkb_stream_source_t *t, const stream_t *s, const char *
                      t->stats.missing == MISSING_FIELD_LOGGED ? " (no more such lines)" : "");
 }
 
-/* Produces one entry. Returns 0, or -1 (t->failed when the producer failed fatally). */
-static int produce_entry(rkb_stream_source_t *t, stream_t *s, const char *id,
+/* The entry's fields as a JSON object, in t->value; returns its length. */
+static size_t json_value(rkb_stream_source_t *t, const redisReply *body) {
+    size_t need = 2;
+    for (size_t i = 0; i + 1 < body->elements; i += 2)
+        need += JSON_STRING_MAX((size_t)body->element[i]->len) +
+                JSON_STRING_MAX((size_t)body->element[i + 1]->len) + 2;
+    if (need > t->value_cap) {
+        t->value_cap = need * 2;
+        t->value = rkb_realloc(t->value, t->value_cap);
+    }
+    char *out = t->value;
+    *out++ = '{';
+    for (size_t i = 0; i + 1 < body->elements; i += 2) {
+        const redisReply *f = body->element[i], *v = body->element[i + 1];
+        if (i)
+            *out++ = ',';
+        out = put_json_string(out, f->str ? f->str : "", f->str ? (size_t)f->len : 0);
+        *out++ = ':';
+        out = put_json_string(out, v->str ? v->str : "", v->str ? (size_t)v->len : 0);
+    }
+    *out++ = '}';
+    return (size_t)(out - t->value);
+}
+
+/* Produces one entry (id: id_len bytes, shorter than ID_MAX). Returns 0, or -1 (t->failed when
+ * the producer failed fatally). */
+static int produce_entry(rkb_stream_source_t *t, stream_t *s, const char *id, size_t id_len,
                          const redisReply *body) {
     const void *key = NULL, *value = NULL;
     size_t key_len = 0, value_len = 0;
@@ -742,7 +809,7 @@ static int produce_entry(rkb_stream_source_t *t, stream_t *s, const char *id,
         key = s->name, key_len = strlen(s->name);
         break;
     case KEY_ID:
-        key = id, key_len = strlen(id);
+        key = id, key_len = id_len;
         break;
     case KEY_FIELD: {
         const redisReply *f = entry_field(body, t->key_field);
@@ -760,31 +827,21 @@ static int produce_entry(rkb_stream_source_t *t, stream_t *s, const char *id,
         else
             note_missing(t, s, id, "value", t->value_field);
     } else {
-        rkb_buf_t *out = &t->value_buf;
-        rkb_buf_reset(out);
-        rkb_buf_append(out, "{", 1);
-        for (size_t i = 0; i + 1 < body->elements; i += 2) {
-            const redisReply *f = body->element[i], *v = body->element[i + 1];
-            if (i)
-                rkb_buf_append(out, ",", 1);
-            append_json_string(out, f->str ? f->str : "", f->str ? (size_t)f->len : 0);
-            rkb_buf_append(out, ":", 1);
-            append_json_string(out, v->str ? v->str : "", v->str ? (size_t)v->len : 0);
-        }
-        rkb_buf_append(out, "}", 1);
-        value = out->data, value_len = out->len;
+        value_len = json_value(t, body);
+        value = t->value;
     }
     const rkb_header_t headers[] = {
         {.name = "redis-stream", .value = s->name, .len = strlen(s->name)},
-        {.name = "redis-id", .value = id, .len = strlen(id)},
+        {.name = "redis-id", .value = id, .len = id_len},
     };
-    inflight_t *rec = rkb_malloc(sizeof(*rec));
+    inflight_t *rec = rec_get(t);
     rec->stream = s;
-    snprintf(rec->id.text, ID_MAX, "%s", id);
+    memcpy(rec->id.text, id, id_len);
+    rec->id.text[id_len] = '\0';
     char why[512];
     if (rkb_producer_send(t->producer, s->topic, -1, key, key_len, value, value_len, headers,
                           RKB_ARRAY_SIZE(headers), id_timestamp(id), rec, why, sizeof(why))) {
-        free(rec);
+        rec_put(t, rec);
         char fatal[512];
         if (rkb_producer_fatal_error(t->producer, fatal, sizeof(fatal))) {
             t->failed = true;
@@ -874,7 +931,7 @@ static int process_entries(rkb_stream_source_t *t, stream_t *s, const redisReply
             continue;
         if (origin == FROM_CLAIM)
             t->stats.claimed++;
-        if (produce_entry(t, s, e->element[0]->str, e->element[1]))
+        if (produce_entry(t, s, e->element[0]->str, (size_t)e->element[0]->len, e->element[1]))
             goto fail;
     }
     return 0;
@@ -1792,7 +1849,10 @@ void rkb_stream_source_destroy(rkb_stream_source_t *t) {
     free(t->argv);
     free(t->argvlen);
     free(t->replies);
-    rkb_buf_free(&t->value_buf);
+    free(t->value);
+    for (size_t i = 0; i < t->rec_slab_cnt; i++)
+        free(t->rec_slabs[i]);
+    free(t->rec_slabs);
     free(t->group);
     free(t->consumer);
     free(t);

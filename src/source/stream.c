@@ -8,15 +8,15 @@
  *
  *   read        XREADGROUP GROUP g c COUNT batch.size BLOCK redis.stream.block STREAMS s... >...
  *               (one call for every stream; entries enter c's PEL as Redis hands them out);
- *               at-least-once, while a full batch is being produced the next read (with the
- *               XACKs due) is already on its way, so that Redis reads while Kafka records are built
+ *               while a full batch is being produced the next read (with the XACKs due) is
+ *               already on its way, so that Redis reads while Kafka records are built
  *   produce     key per redis.stream.key, value per redis.stream.value, headers redis-stream and
  *               redis-id, timestamp = the ID's milliseconds (event time; redis-kafka-connect
  *               uses its wall clock instead)
  *   acknowledge at-least-once: XACK only after the record's delivery report said the broker
  *               has it, batched into the next round trip; a failed report leaves the entry
  *               pending and it is produced again by the next recovery pass. at-most-once: XACK
- *               right after the read, before producing.
+ *               right after the read (with the next read when reading ahead), before producing.
  *
  * Recovery pass (at start, after a reconnect, after a failed delivery report, for a stream
  * found by the pattern): once none of the stream's records is in flight any more, read c's own
@@ -147,6 +147,9 @@ typedef struct read_round_s {
     redisReply **replies; /* one per command, the XACKs first */
     size_t replies_cap;
     size_t cmd_cnt, ack_cnt, read_cnt;
+    size_t got;   /* replies read so far */
+    bool settled; /* its XACKs' replies are in, and settled */
+    bool acked;   /* at-most-once: its entries' IDs are acknowledged already (read ahead) */
     int64_t sent_us;
 } read_round_t;
 
@@ -932,11 +935,12 @@ static void log_lost(rkb_stream_source_t *t, const stream_t *s, const char *ids,
 /*
  * Handles the entries one stream returned ([id, fields] each; [id, nil] for an entry deleted
  * or trimmed while pending). At-most-once acknowledges them all first, in a round trip of its
- * own, and produces only once Redis has the acknowledgements. Returns 0, or -1 to back off
- * (the entries not produced stay pending; every stream gets a recovery pass).
+ * own, and produces only once Redis has the acknowledgements; acked: that was done already
+ * (ack_ahead). Returns 0, or -1 to back off (the entries not produced stay pending; every
+ * stream gets a recovery pass).
  */
 static int process_entries(rkb_stream_source_t *t, stream_t *s, const redisReply *entries,
-                           entry_origin_t origin) {
+                           entry_origin_t origin, bool acked) {
     rkb_buf_t lost_ids;
     rkb_buf_init(&lost_ids);
     size_t lost = 0;
@@ -948,8 +952,9 @@ static int process_entries(rkb_stream_source_t *t, stream_t *s, const redisReply
         if (e->element[1]->type != REDIS_REPLY_ARRAY) { /* gone: nothing to produce */
             if (lost++ < LOST_IDS_LOGGED)
                 rkb_buf_appendf(&lost_ids, "%s%s", lost > 1 ? ", " : "", id);
-            ack_add(s, id);
-        } else if (t->at_most_once) {
+            if (!acked)
+                ack_add(s, id);
+        } else if (t->at_most_once && !acked) {
             ack_add(s, id);
         }
     }
@@ -960,7 +965,7 @@ static int process_entries(rkb_stream_source_t *t, stream_t *s, const redisReply
         log_lost(t, s, lost_ids.data, lost, "had been deleted or trimmed");
     }
     rkb_buf_free(&lost_ids);
-    if (t->at_most_once && flush_acks(t))
+    if (t->at_most_once && !acked && flush_acks(t))
         goto fail;
 
     for (size_t i = 0; i < entries->elements; i++) {
@@ -1209,11 +1214,25 @@ static size_t add_read(rkb_stream_source_t *t, rkb_cmds_t *cmds, read_kind_t kin
     return cnt;
 }
 
+/* Element i of an XREADGROUP reply (an array): the stream it is for, with its entries, or NULL
+ * when it is not [name, entries] of one of the task's streams. */
+static stream_t *reply_stream(rkb_stream_source_t *t, const redisReply *reply, size_t i,
+                              const redisReply **entries) {
+    const redisReply *sr = reply->element[i];
+    if (sr->type != REDIS_REPLY_ARRAY || sr->elements != 2 ||
+        sr->element[0]->type != REDIS_REPLY_STRING || sr->element[1]->type != REDIS_REPLY_ARRAY)
+        return NULL;
+    *entries = sr->element[1];
+    return stream_find(t, sr->element[0]->str, (size_t)sr->element[0]->len);
+}
+
 /*
  * The reply to one XREADGROUP (NULL: the round named no stream): the entries produced. A
- * recovery read that returns nothing for a stream ends the pass for it.
+ * recovery read that returns nothing for a stream ends the pass for it. acked: see
+ * process_entries.
  */
-static step_t handle_read(rkb_stream_source_t *t, read_kind_t kind, const redisReply *reply) {
+static step_t handle_read(rkb_stream_source_t *t, read_kind_t kind, const redisReply *reply,
+                          bool acked) {
     step_t result = STEP_OK;
     if (!reply || reply->type == REDIS_REPLY_NIL) {
         for (size_t i = 0; reply && i < t->stream_cnt; i++)
@@ -1225,13 +1244,8 @@ static step_t handle_read(rkb_stream_source_t *t, read_kind_t kind, const redisR
             for (size_t i = 0; i < t->stream_cnt; i++)
                 t->streams[i]->in_pass = false; /* set again below where entries came */
         for (size_t i = 0; i < reply->elements && result == STEP_OK; i++) {
-            const redisReply *sr = reply->element[i];
-            if (sr->type != REDIS_REPLY_ARRAY || sr->elements != 2 ||
-                sr->element[0]->type != REDIS_REPLY_STRING ||
-                sr->element[1]->type != REDIS_REPLY_ARRAY)
-                continue;
-            stream_t *s = stream_find(t, sr->element[0]->str, (size_t)sr->element[0]->len);
-            const redisReply *entries = sr->element[1];
+            const redisReply *entries;
+            stream_t *s = reply_stream(t, reply, i, &entries);
             if (!s || !entries->elements)
                 continue;
             t->stats.read += entries->elements;
@@ -1243,7 +1257,7 @@ static step_t handle_read(rkb_stream_source_t *t, read_kind_t kind, const redisR
                     s->in_pass = true;
                 }
             }
-            if (process_entries(t, s, entries, FROM_READ))
+            if (process_entries(t, s, entries, FROM_READ, acked))
                 result = t->failed ? STEP_FAILED : STEP_TRANSIENT;
         }
     } else {
@@ -1267,7 +1281,7 @@ static step_t read_round(rkb_stream_source_t *t, read_kind_t kind) {
         return STEP_TRANSIENT;
     }
     settle_acks(t, t->replies);
-    step_t result = handle_read(t, kind, read_cnt ? t->replies[ack_cnt] : NULL);
+    step_t result = handle_read(t, kind, read_cnt ? t->replies[ack_cnt] : NULL, false);
     rkb_redis_replies_free(t->replies, cnt);
     return result;
 }
@@ -1292,6 +1306,9 @@ static int round_send(rkb_stream_source_t *t, read_round_t *round) {
     round->ack_cnt = add_acks(t, round->cmds);
     round->read_cnt = add_read(t, round->cmds, READ_LIVE);
     round->cmd_cnt = rkb_cmds_count(round->cmds);
+    round->got = 0;
+    round->settled = false;
+    round->acked = false;
     if (round->cmd_cnt > round->replies_cap) {
         round->replies_cap = round->cmd_cnt * 2;
         round->replies = rkb_realloc(round->replies, round->replies_cap * sizeof(*round->replies));
@@ -1318,36 +1335,46 @@ static int round_send(rkb_stream_source_t *t, read_round_t *round) {
     return 0;
 }
 
-/* Reads the replies of a round that was sent (nothing to do otherwise) and settles its XACKs.
- * A connection that fails or stays silent past the command timeout is closed: STEP_TRANSIENT,
- * and the round is gone (its entries stay pending for the recovery pass after the reconnect). */
-static step_t round_receive(rkb_stream_source_t *t, read_round_t *round) {
+/* Reads the replies of a round that was sent (nothing to do otherwise) up to reply number upto,
+ * settling its XACKs once their replies are in. A connection that fails or stays silent past
+ * the command timeout is closed: STEP_TRANSIENT, and the round is gone (its entries stay
+ * pending for the recovery pass after the reconnect). */
+static step_t round_receive_upto(rkb_stream_source_t *t, read_round_t *round, size_t upto) {
     if (round->state != ROUND_SENT)
         return STEP_OK;
-    for (size_t i = 0; i < round->cmd_cnt; i++) {
+    for (; round->got < upto; round->got++) {
         char why[512];
-        int err = rkb_redis_read(t->redis, t->redis_conf.command_timeout_ms, &round->replies[i],
-                                 why, sizeof(why));
-        if (!err && !round->replies[i]) {
-            snprintf(why, sizeof(why),
-                     "redis: no reply to XREADGROUP within %d ms (command timeout)",
+        int err = rkb_redis_read(t->redis, t->redis_conf.command_timeout_ms,
+                                 &round->replies[round->got], why, sizeof(why));
+        if (!err && !round->replies[round->got]) {
+            snprintf(why, sizeof(why), "redis: no reply within %d ms (command timeout)",
                      t->redis_conf.command_timeout_ms);
             rkb_redis_close(t->redis);
             err = RKB_REDIS_ERR_IO;
         }
         if (err) {
             rkb_log_warn(t->component, "%s", why);
-            rkb_redis_replies_free(round->replies, i);
-            settle_acks(t, NULL);
+            rkb_redis_replies_free(round->replies, round->got);
+            if (!round->settled)
+                settle_acks(t, NULL);
             round->state = ROUND_IDLE;
             return STEP_TRANSIENT;
         }
     }
-    settle_acks(t, round->replies);
-    rkb_task_metrics_redis_round_trip(rkb_task_metrics_current(), rkb_now_us() - round->sent_us,
-                                      round->cmd_cnt);
-    round->state = ROUND_RECEIVED;
+    if (!round->settled && round->got >= round->ack_cnt) {
+        settle_acks(t, round->replies);
+        round->settled = true;
+    }
+    if (round->got == round->cmd_cnt) {
+        rkb_task_metrics_redis_round_trip(rkb_task_metrics_current(), rkb_now_us() - round->sent_us,
+                                          round->cmd_cnt);
+        round->state = ROUND_RECEIVED;
+    }
     return STEP_OK;
+}
+
+static step_t round_receive(rkb_stream_source_t *t, read_round_t *round) {
+    return round_receive_upto(t, round, round->cmd_cnt);
 }
 
 /* The XREADGROUP reply of a received round, or NULL. */
@@ -1362,7 +1389,7 @@ static step_t round_finish(rkb_stream_source_t *t, read_round_t *round, bool han
     if (round->state != ROUND_RECEIVED)
         return result;
     if (handle)
-        result = handle_read(t, READ_LIVE, round_read_reply(round));
+        result = handle_read(t, READ_LIVE, round_read_reply(round), round->acked);
     rkb_redis_replies_free(round->replies, round->cmd_cnt);
     round->state = ROUND_IDLE;
     return result;
@@ -1370,31 +1397,41 @@ static step_t round_finish(rkb_stream_source_t *t, read_round_t *round, bool han
 
 /* How many entries a received round brought, and whether some stream filled its COUNT (then
  * more are likely waiting). */
-static size_t round_entries(const rkb_stream_source_t *t, const read_round_t *round, bool *full) {
+static size_t round_entries(rkb_stream_source_t *t, const read_round_t *round, bool *full) {
     const redisReply *reply = round_read_reply(round);
     size_t cnt = 0;
     *full = false;
-    if (!reply || reply->type != REDIS_REPLY_ARRAY)
-        return 0;
-    for (size_t i = 0; i < reply->elements; i++) {
-        const redisReply *sr = reply->element[i];
-        if (sr->type != REDIS_REPLY_ARRAY || sr->elements != 2 ||
-            sr->element[1]->type != REDIS_REPLY_ARRAY)
+    for (size_t i = 0; reply && reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++) {
+        const redisReply *entries;
+        if (!reply_stream(t, reply, i, &entries))
             continue;
-        cnt += sr->element[1]->elements;
-        *full |= sr->element[1]->elements >= (size_t)t->batch_size;
+        cnt += entries->elements;
+        *full |= entries->elements >= (size_t)t->batch_size;
     }
     return cnt;
 }
 
-/* Whether the next live read may go out before the entries in hand (coming) are produced:
- * only at-least-once (at-most-once acknowledges before producing, in a round trip of its own),
- * and only while nothing else is due that step() must see to first (a stop or pause, failed
- * deliveries, a recovery pass, claims, trimming, pending counts, discovery, backpressure). */
+/* At-most-once, reading ahead: every ID of a received round joins the XACK of the next one
+ * (they are produced once that XACK is answered). */
+static void ack_ahead(rkb_stream_source_t *t, read_round_t *round) {
+    const redisReply *reply = round_read_reply(round);
+    for (size_t i = 0; reply && reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++) {
+        const redisReply *entries;
+        stream_t *s = reply_stream(t, reply, i, &entries);
+        for (size_t j = 0; s && j < entries->elements; j++)
+            if (entry_ok(entries->element[j]))
+                ack_add(s, entries->element[j]->element[0]->str);
+    }
+    round->acked = true;
+}
+
+/* Whether the next live read may go out before the entries in hand (coming) are produced: only
+ * while nothing else is due that step() must see to first (a stop or pause, failed deliveries,
+ * a recovery pass, claims, trimming, pending counts, discovery, backpressure). */
 static bool may_read_ahead(rkb_stream_source_t *t, const volatile int *stop, size_t coming) {
     int64_t now = rkb_now_ms();
-    return !t->at_most_once && !*stop && !t->failed && !atomic_load(&t->ctl->pause) &&
-           !t->dr_errors && t->inflight + coming < t->max_inflight && !any_recovering(t) &&
+    return !*stop && !t->failed && !atomic_load(&t->ctl->pause) && !t->dr_errors &&
+           t->inflight + coming < t->max_inflight && !any_recovering(t) &&
            rkb_redis_is_connected(t->redis) && now < t->next_claim &&
            (!t->trim_acked || now < t->next_trim) && now < t->next_pending &&
            (!t->pattern || now < t->next_discovery);
@@ -1402,11 +1439,13 @@ static bool may_read_ahead(rkb_stream_source_t *t, const volatile int *stop, siz
 
 /*
  * Live reads, pipelined: while a round's entries are being produced, the next round is already
- * on its way, so that Redis reads batch N+1 while Kafka records are built for batch N. The XACKs
- * in a round are the IDs whose delivery reports came before it was written, so nothing is
- * acknowledged before Kafka has it. Returns with no round in flight. When producing a batch
- * fails, the round already sent is answered but its entries are left pending: every stream gets
- * a recovery pass, which reads them again.
+ * on its way, so that Redis reads batch N+1 while Kafka records are built for batch N.
+ * At-least-once, the XACKs in a round are the IDs whose delivery reports came before it was
+ * written, so nothing is acknowledged before Kafka has it. At-most-once, the next round carries
+ * the XACK of batch N's IDs, and batch N is produced once that XACK is answered (the read
+ * behind it still on its way). Returns with no round in flight. When producing a batch fails,
+ * the round already sent is answered but its entries are left pending: every stream gets a
+ * recovery pass, which reads them again.
  */
 static step_t live_reads(rkb_stream_source_t *t, const volatile int *stop) {
     read_round_t *round = &t->rounds[0], *next = &t->rounds[1];
@@ -1420,7 +1459,18 @@ static step_t live_reads(rkb_stream_source_t *t, const volatile int *stop) {
         bool full;
         size_t coming = round_entries(t, round, &full);
         bool ahead = full && may_read_ahead(t, stop, coming);
+        if (ahead && t->at_most_once)
+            ack_ahead(t, round);
         bool sent = ahead && !round_send(t, next);
+        if (sent && t->at_most_once && round_receive_upto(t, next, next->ack_cnt) != STEP_OK) {
+            /* Whether Redis acknowledged them is unknown: at-most-once, they are not produced. */
+            round_finish(t, round, false);
+            return STEP_TRANSIENT;
+        }
+        if (ahead && !sent && t->at_most_once) {
+            round_finish(t, round, false); /* their IDs wait in the XACK lists */
+            return STEP_TRANSIENT;
+        }
         result = round_finish(t, round, true);
         if (!sent)
             return ahead ? STEP_TRANSIENT : result;
@@ -1526,7 +1576,7 @@ static step_t claim_stream(rkb_stream_source_t *t, stream_t *s, const volatile i
                          "left by another consumer had been deleted or trimmed");
                 rkb_buf_free(&ids);
             }
-            if (process_entries(t, s, reply->element[1], FROM_CLAIM))
+            if (process_entries(t, s, reply->element[1], FROM_CLAIM, false))
                 result = t->failed ? STEP_FAILED : STEP_TRANSIENT;
         }
         rkb_redis_replies_free(t->replies, cnt);

@@ -7,7 +7,7 @@
  * while running, pattern discovery, key/value modes, at-most-once, trim.acked, Redis killed
  * mid-run, a fatal producer error, and two processes sharing one group where one is killed and
  * the other claims its pending entries (100k entries), and pipelined reads (order, one XACK
- * each, a crash before an XACK while a read is on its way). Plus the validation messages.
+ * each, a crash before an XACK mid-run; at-most-once too). Plus the validation messages.
  */
 #include "harness.h"
 
@@ -34,7 +34,7 @@ static int setup(void **state) {
     /* Durable: test_redis_killed_mid_run restarts it from its AOF. */
     redis = h_redis_start("--appendonly yes --appendfsync always");
     broker = h_broker_start(1, "s2:1,s3:1,s4:1,s5:1,s7:1,s8:1,rkc:1,kv:1,je:1,amo:1,tr:1,"
-                               "fatal:1,rdown:1,pd.a:1,pd.b:1,shared:8,pipe:1");
+                               "fatal:1,rdown:1,pd.a:1,pd.b:1,shared:8,pipe:1,pipeamo:1");
     return 0;
 }
 
@@ -779,6 +779,22 @@ static void test_pipelined_reads(void **state) {
     assert_topic_is_stream("pipe", "pipe", 2 * ENTRIES, ENTRIES + 1499);
 }
 
+/* Pipelined at-most-once: each batch's XACK goes out with the next read, and the batch is
+ * produced once that XACK is answered. 3000 entries in batches of 100: each in the topic once,
+ * in order, each acknowledged once. */
+static void test_pipelined_reads_at_most_once(void **state) {
+    enum { ENTRIES = 3000 };
+    xadd_n("pipeamo", ENTRIES);
+    h_proc_t *proc = run_source("pipeamo", "pipeamo",
+                                "batch.size=100\nredis.stream.delivery=at-most-once\n", NULL);
+    WAIT_OR_FAIL(proc, group_info("pipeamo", GROUP, "lag") == 0 && pending("pipeamo", GROUP) == 0 &&
+                           topic_count("pipeamo") == ENTRIES);
+    stop_ok(proc);
+    assert_true(output_has(proc, "3000 read, 3000 produced, 3000 acked, 0 lost"));
+    h_proc_free(proc);
+    assert_topic_is_stream("pipeamo", "pipeamo", ENTRIES, ENTRIES);
+}
+
 /* A fatal producer error (the broker lost an idempotent sequence) fails the task: exit 1,
  * and the entry whose delivery failed stays pending. */
 static void test_fatal_producer_error_fails_task(void **state) {
@@ -914,6 +930,7 @@ int main(void) {
         cmocka_unit_test_setup(test_redis_killed_mid_run, brokers_up),
         cmocka_unit_test_setup(test_fatal_producer_error_fails_task, brokers_up),
         cmocka_unit_test_setup(test_pipelined_reads, brokers_up),
+        cmocka_unit_test_setup(test_pipelined_reads_at_most_once, brokers_up),
         cmocka_unit_test_setup(test_two_processes_share_a_group_and_claim, brokers_up),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,6 +1,7 @@
 /*
- * producer.h — the Kafka producer rkbridge writes with (the sink's dead-letter topic today; the
- * Redis → Kafka sources later). All librdkafka producer calls live here.
+ * producer.h — the Kafka producer rkbridge writes with (the sink's dead-letter topic, enrichment
+ * and window results, the config topic, and the Redis → Kafka sources). All librdkafka producer
+ * calls live here.
  *
  * Idempotent (enable.idempotence=true, so acks=all, ordered retries, no duplicates from
  * retries): a delivery report (DR) with no error means the broker has the record.

@@ -25,11 +25,22 @@
  * once (rd_kafka_purge waits for the broker threads), so this only bounds the unexpected. */
 #define PURGE_DRAIN_MS 5000
 
+/* A topic this producer has sent to, with librdkafka's handle for it: kept for the producer's
+ * life, so that a record names its topic by handle rather than by a name librdkafka looks up
+ * (under its handle lock) for every record. */
+typedef struct topic_ref_s {
+    char *name;
+    rd_kafka_topic_t *rkt;
+} topic_ref_t;
+
 struct rkb_producer_s {
     rd_kafka_t *rk;
     char *component;
     rkb_delivery_cb_t *on_delivery;
     void *opaque;
+    topic_ref_t *topics;
+    size_t topic_cnt;
+    size_t last_topic; /* where the previous lookup found its topic */
 };
 
 /* @locality any librdkafka thread: reads only the immutable component. */
@@ -137,6 +148,51 @@ fail:
     return NULL;
 }
 
+/* The handle of topic, created on first use (which also starts librdkafka's asynchronous
+ * metadata query for it). NULL when librdkafka refuses the name (errstr). */
+static rd_kafka_topic_t *topic_handle(rkb_producer_t *p, const char *topic, char *errstr,
+                                      size_t errstr_size) {
+    if (p->last_topic < p->topic_cnt && !strcmp(p->topics[p->last_topic].name, topic))
+        return p->topics[p->last_topic].rkt;
+    for (size_t i = 0; i < p->topic_cnt; i++) {
+        if (!strcmp(p->topics[i].name, topic)) {
+            p->last_topic = i;
+            return p->topics[i].rkt;
+        }
+    }
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(p->rk, topic, NULL);
+    if (!rkt) {
+        snprintf(errstr, errstr_size, "produce to %s: %s", topic,
+                 rd_kafka_err2str(rd_kafka_last_error()));
+        return NULL;
+    }
+    p->topics = rkb_realloc(p->topics, (p->topic_cnt + 1) * sizeof(*p->topics));
+    p->topics[p->topic_cnt] = (topic_ref_t){.name = rkb_strdup(topic), .rkt = rkt};
+    p->last_topic = p->topic_cnt++;
+    return rkt;
+}
+
+int rkb_producer_prepare_topic(rkb_producer_t *p, const char *topic, int timeout_ms, char *errstr,
+                               size_t errstr_size) {
+    rd_kafka_topic_t *rkt = topic_handle(p, topic, errstr, errstr_size);
+    if (!rkt)
+        return -1;
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(p->rk, 0, rkt, &md, timeout_ms);
+    if (err) {
+        snprintf(errstr, errstr_size, "metadata of topic %s: %s", topic, rd_kafka_err2str(err));
+        return -1;
+    }
+    int rc = 0;
+    if (md->topic_cnt != 1 || md->topics[0].err) {
+        snprintf(errstr, errstr_size, "metadata of topic %s: %s", topic,
+                 md->topic_cnt == 1 ? rd_kafka_err2str(md->topics[0].err) : "not in the answer");
+        rc = -1;
+    }
+    rd_kafka_metadata_destroy(md);
+    return rc;
+}
+
 /* A librdkafka header list for the record (owned by the caller until producev succeeds). */
 static rd_kafka_headers_t *headers_new(const rkb_header_t *headers, size_t header_cnt) {
     if (!header_cnt)
@@ -165,6 +221,9 @@ int rkb_producer_send(rkb_producer_t *p, const char *topic, int32_t partition, c
                       void *msg_opaque, char *errstr, size_t errstr_size) {
     if (fatal_error(p, topic, errstr, errstr_size))
         return -1;
+    rd_kafka_topic_t *rkt = topic_handle(p, topic, errstr, errstr_size);
+    if (!rkt)
+        return -1;
 
     rd_kafka_headers_t *hdrs = headers_new(headers, header_cnt);
     int64_t until = rkb_now_ms() + QUEUE_FULL_WAIT_MS;
@@ -172,7 +231,7 @@ int rkb_producer_send(rkb_producer_t *p, const char *topic, int32_t partition, c
     for (;;) {
         /* librdkafka reads timestamp 0 as "now", so -1 (and 0) both mean now. */
         err = rd_kafka_producev(
-            p->rk, RD_KAFKA_V_TOPIC(topic),
+            p->rk, RD_KAFKA_V_RKT(rkt),
             RD_KAFKA_V_PARTITION(partition < 0 ? RD_KAFKA_PARTITION_UA : partition),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, key ? key_len : 0),
             RD_KAFKA_V_VALUE((void *)value, value ? value_len : 0),
@@ -360,8 +419,13 @@ void rkb_producer_destroy(rkb_producer_t *p, int timeout_ms) {
                 rkb_log_error(p->component, "%d records still without a delivery report at close",
                               left);
         }
+        for (size_t i = 0; i < p->topic_cnt; i++)
+            rd_kafka_topic_destroy(p->topics[i].rkt);
         rd_kafka_destroy(p->rk);
     }
+    for (size_t i = 0; i < p->topic_cnt; i++)
+        free(p->topics[i].name);
+    free(p->topics);
     free(p->component);
     free(p);
 }

@@ -1,6 +1,7 @@
 /*
- * producer.h — the Kafka producer rkbridge writes with (the sink's dead-letter topic today; the
- * Redis → Kafka sources later). All librdkafka producer calls live here.
+ * producer.h — the Kafka producer rkbridge writes with (the sink's dead-letter topic, enrichment
+ * and window results, the config topic, and the Redis → Kafka sources). All librdkafka producer
+ * calls live here.
  *
  * Idempotent (enable.idempotence=true, so acks=all, ordered retries, no duplicates from
  * retries): a delivery report (DR) with no error means the broker has the record.
@@ -53,6 +54,15 @@ int rkb_producer_send(rkb_producer_t *p, const char *topic, int32_t partition, c
                       size_t key_len, const void *value, size_t value_len,
                       const rkb_header_t *headers, size_t header_cnt, int64_t timestamp,
                       void *msg_opaque, char *errstr, size_t errstr_size);
+
+/* Makes the producer learn topic's partitions and leaders now: one Metadata request, waiting up
+ * to timeout_ms for a broker to answer. Without it, a producer that starts before its first
+ * broker connection is up learns a topic at librdkafka's next scan of unknown topics (every
+ * second) and holds the records queued until then. Returns 0, or -1 with errstr (the broker
+ * did not answer in time, or said the topic does not exist): records can be sent either way,
+ * and go out once the topic is known. */
+int rkb_producer_prepare_topic(rkb_producer_t *p, const char *topic, int timeout_ms, char *errstr,
+                               size_t errstr_size);
 
 /* Serves DRs for up to timeout_ms. */
 void rkb_producer_poll(rkb_producer_t *p, int timeout_ms);

@@ -6,7 +6,8 @@
  * deliveries stay pending, S-7 trimmed pending entries counted as lost, S-8 stream deleted
  * while running, pattern discovery, key/value modes, at-most-once, trim.acked, Redis killed
  * mid-run, a fatal producer error, and two processes sharing one group where one is killed and
- * the other claims its pending entries (100k entries). Plus the validation messages.
+ * the other claims its pending entries (100k entries), and pipelined reads (order, one XACK
+ * each, a crash before an XACK mid-run; at-most-once too). Plus the validation messages.
  */
 #include "harness.h"
 
@@ -33,7 +34,7 @@ static int setup(void **state) {
     /* Durable: test_redis_killed_mid_run restarts it from its AOF. */
     redis = h_redis_start("--appendonly yes --appendfsync always");
     broker = h_broker_start(1, "s2:1,s3:1,s4:1,s5:1,s7:1,s8:1,rkc:1,kv:1,je:1,amo:1,tr:1,"
-                               "fatal:1,rdown:1,pd.a:1,pd.b:1,shared:8");
+                               "fatal:1,rdown:1,pd.a:1,pd.b:1,shared:8,pipe:1,pipeamo:1");
     return 0;
 }
 
@@ -702,6 +703,98 @@ static void test_redis_killed_mid_run(void **state) {
     h_messages_free(msgs, cnt);
 }
 
+/* The IDs of the topic's records in order, checked against the stream's first n entries:
+ * entries before `once` (an index) are in the topic exactly once, every entry at least once,
+ * and the records in order of their first appearance are the stream in ID order. */
+static void assert_topic_is_stream(const char *topic, const char *stream, size_t n, size_t once) {
+    rd_kafka_message_t **msgs;
+    size_t cnt = h_consume_all(broker, topic, &msgs);
+    redisReply *r = h_redis_cmd(redis, "XRANGE %s - + COUNT %d", stream, (int)n);
+    assert_int_equal(r->elements, n);
+    size_t next = 0; /* the next entry not seen yet */
+    for (size_t i = 0; i < cnt; i++) {
+        char *id = header(msgs[i], "redis-id");
+        assert_non_null(id);
+        if (next < n && !strcmp(id, r->element[next]->element[0]->str)) {
+            next++;
+        } else {
+            /* A duplicate: of an entry already seen, at or after `once`. */
+            size_t at = 0;
+            while (at < next && strcmp(id, r->element[at]->element[0]->str))
+                at++;
+            if (at == next || at < once)
+                fprintf(stderr, "record %zu: redis-id %s out of place (entry %zu of %zu seen)\n", i,
+                        id, at, next);
+            assert_true(at < next && at >= once);
+        }
+        free(id);
+    }
+    assert_int_equal(next, n);
+    freeReplyObject(r);
+    h_messages_free(msgs, cnt);
+}
+
+/*
+ * Pipelined reads: while a full batch is produced, the next read (with the XACKs due) is on its
+ * way. 3000 entries in batches of 100 reach the one-partition topic in order, each once, and
+ * each is acknowledged once (S-9). Then 3000 more, and a crash before the XACK of the 1500th
+ * record delivered (S-4 mid-run), with a local queue small enough that reports are also served
+ * inside produce calls, while the next read is on its way: everything delivered before that
+ * record is acknowledged, the restart produces the rest, and the only duplicates are that
+ * record and records after it.
+ */
+static void test_pipelined_reads(void **state) {
+    enum { ENTRIES = 3000 };
+    xadd_n("pipe", ENTRIES);
+    h_proc_t *proc = run_source("pipe", "pipe", "batch.size=100\n", NULL);
+    WAIT_OR_FAIL(proc, group_info("pipe", GROUP, "lag") == 0 && pending("pipe", GROUP) == 0);
+    stop_ok(proc);
+    assert_true(output_has(proc, "3000 read, 3000 produced, 3000 acked, 0 lost"));
+    h_proc_free(proc);
+    assert_topic_is_stream("pipe", "pipe", ENTRIES, ENTRIES);
+
+    xadd_n("pipe", ENTRIES);
+    const char *const crash_env[] = {"RKB_FAILPOINT=crash_before_xack@1500", NULL};
+    /* A local queue smaller than two batches: produce calls wait for reports. */
+    proc = run_source("pipe", "pipe", "batch.size=100\nkafka.queue.buffering.max.messages=150\n",
+                      crash_env);
+    int status = h_proc_wait(proc, WAIT_MS);
+    if (status != 128 + SIGKILL)
+        dump_output(proc);
+    assert_int_equal(status, 128 + SIGKILL);
+    h_proc_free(proc);
+    /* The oldest pending entry is the one whose XACK never went out: entry 4500. */
+    redisReply *r = h_redis_cmd(redis, "XPENDING pipe " GROUP " - + 1");
+    redisReply *entry = h_redis_cmd(redis, "XRANGE pipe - + COUNT %d", ENTRIES + 1500);
+    assert_int_equal(r->elements, 1);
+    assert_string_equal(r->element[0]->element[0]->str,
+                        entry->element[ENTRIES + 1499]->element[0]->str);
+    freeReplyObject(entry);
+    freeReplyObject(r);
+
+    proc = run_source("pipe", "pipe", "batch.size=100\n", NULL);
+    WAIT_OR_FAIL(proc, group_info("pipe", GROUP, "lag") == 0 && pending("pipe", GROUP) == 0);
+    stop_ok(proc);
+    h_proc_free(proc);
+    assert_topic_is_stream("pipe", "pipe", 2 * ENTRIES, ENTRIES + 1499);
+}
+
+/* Pipelined at-most-once: each batch's XACK goes out with the next read, and the batch is
+ * produced once that XACK is answered. 3000 entries in batches of 100: each in the topic once,
+ * in order, each acknowledged once. */
+static void test_pipelined_reads_at_most_once(void **state) {
+    enum { ENTRIES = 3000 };
+    xadd_n("pipeamo", ENTRIES);
+    h_proc_t *proc = run_source("pipeamo", "pipeamo",
+                                "batch.size=100\nredis.stream.delivery=at-most-once\n", NULL);
+    WAIT_OR_FAIL(proc, group_info("pipeamo", GROUP, "lag") == 0 && pending("pipeamo", GROUP) == 0 &&
+                           topic_count("pipeamo") == ENTRIES);
+    stop_ok(proc);
+    assert_true(output_has(proc, "3000 read, 3000 produced, 3000 acked, 0 lost"));
+    h_proc_free(proc);
+    assert_topic_is_stream("pipeamo", "pipeamo", ENTRIES, ENTRIES);
+}
+
 /* A fatal producer error (the broker lost an idempotent sequence) fails the task: exit 1,
  * and the entry whose delivery failed stays pending. */
 static void test_fatal_producer_error_fails_task(void **state) {
@@ -836,6 +929,8 @@ int main(void) {
         cmocka_unit_test_setup(test_trim_acked, brokers_up),
         cmocka_unit_test_setup(test_redis_killed_mid_run, brokers_up),
         cmocka_unit_test_setup(test_fatal_producer_error_fails_task, brokers_up),
+        cmocka_unit_test_setup(test_pipelined_reads, brokers_up),
+        cmocka_unit_test_setup(test_pipelined_reads_at_most_once, brokers_up),
         cmocka_unit_test_setup(test_two_processes_share_a_group_and_claim, brokers_up),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -1522,7 +1522,8 @@ void rkb_config_print_markdown(FILE *fp) {
           "| `queued.max.messages.kbytes` | `16384` | bounds what librdkafka prefetches per "
           "task |\n"
           "| `queued.min.messages` | `20000` | the same, in records: peak memory stays small, "
-          "and the fetchers are woken as soon as half of it is consumed |\n"
+          "and the fetchers are woken as soon as half of it is consumed. With tasks.max > 1 "
+          "each task gets its share of both bounds (at least 2000 records, 2 MB) |\n"
           "| `fetch.max.bytes` | `8388608` | one fetch response at most 8 MB on top |\n"
           "| `enable.auto.offset.store` | `false` | must not be changed: the sink stores an "
           "offset only after Redis has the record |\n",

@@ -317,6 +317,19 @@ rkb_consumer_t *rkb_consumer_new(const rkb_consumer_conf_t *conf, char *errstr,
     for (size_t i = 0; i < RKB_ARRAY_SIZE(defaults); i += 2)
         if (rkb_kafka_conf_set(kconf, defaults[i], defaults[i + 1], errstr, errstr_size))
             goto fail;
+    if (conf->prefetch_share > 1) {
+        char value[32];
+        snprintf(value, sizeof(value), "%d", 20000 / conf->prefetch_share > 2000
+                                                 ? 20000 / conf->prefetch_share
+                                                 : 2000);
+        if (rkb_kafka_conf_set(kconf, "queued.min.messages", value, errstr, errstr_size))
+            goto fail;
+        snprintf(value, sizeof(value), "%d", 16384 / conf->prefetch_share > 2048
+                                                 ? 16384 / conf->prefetch_share
+                                                 : 2048);
+        if (rkb_kafka_conf_set(kconf, "queued.max.messages.kbytes", value, errstr, errstr_size))
+            goto fail;
+    }
     /* Consumer lag for GET /metrics; the user's kafka.statistics.interval.ms (0: off) wins. */
     if (c->metrics &&
         rkb_kafka_conf_set(kconf, "statistics.interval.ms", "5000", errstr, errstr_size))

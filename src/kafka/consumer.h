@@ -59,6 +59,10 @@ typedef struct rkb_consumer_conf_s {
      * wins), except the ones the sink's guarantees depend on (enable.auto.offset.store). */
     const char *const *props;
     size_t prop_cnt; /* number of pairs */
+    /* How many consumers of the process share the default prefetch bounds (a connector's
+     * tasks): each gets its share, so the process's peak memory does not grow with tasks.max.
+     * 0 or 1: the whole. */
+    int prefetch_share;
     rkb_consumer_handlers_t handlers;
 } rkb_consumer_conf_t;
 

@@ -1661,6 +1661,7 @@ int rkb_sink_task_run(rkb_sink_task_t *t, rkb_task_ctl_t *ctl, char *errstr,
         .topics_regex = rkb_config_get(t->conf, "topics.regex"),
         .props = (const char *const *)t->kafka_props.pairs,
         .prop_cnt = t->kafka_props.cnt,
+        .prefetch_share = (int)rkb_config_get_int(t->conf, "tasks.max"),
         .handlers = {.on_assign = on_assign, .on_revoke = on_revoke, .opaque = t},
     };
     t->consumer = rkb_consumer_new(&cc, errstr, errstr_size);

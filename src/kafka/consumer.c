@@ -209,20 +209,20 @@ static void refresh_wake_targets(rkb_consumer_t *c) {
     size_t room = assignment->cnt ? (size_t)assignment->cnt : 1;
     c->wake = rkb_realloc(c->wake, room * sizeof(*c->wake));
     int32_t *leaders = rkb_calloc(room, sizeof(*leaders));
+    /* One metadata request for the topics this client knows (its assigned ones among them). */
+    const struct rd_kafka_metadata *md = NULL;
+    if (rd_kafka_metadata(c->rk, 0, NULL, &md, 1000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        md = NULL;
     for (int i = 0; i < assignment->cnt; i++) {
         const rd_kafka_topic_partition_t *tp = &assignment->elems[i];
-        rd_kafka_topic_t *rkt = rd_kafka_topic_new(c->rk, tp->topic, NULL);
-        const struct rd_kafka_metadata *md = NULL;
         int32_t leader = -1;
-        if (rkt && rd_kafka_metadata(c->rk, 0, rkt, &md, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            for (int t = 0; t < md->topic_cnt; t++)
-                for (int p = 0; p < md->topics[t].partition_cnt; p++)
-                    if (md->topics[t].partitions[p].id == tp->partition)
-                        leader = md->topics[t].partitions[p].leader;
-            rd_kafka_metadata_destroy(md);
+        for (int t = 0; md && t < md->topic_cnt; t++) {
+            if (strcmp(md->topics[t].topic, tp->topic))
+                continue;
+            for (int p = 0; p < md->topics[t].partition_cnt; p++)
+                if (md->topics[t].partitions[p].id == tp->partition)
+                    leader = md->topics[t].partitions[p].leader;
         }
-        if (rkt)
-            rd_kafka_topic_destroy(rkt);
         bool known = false;
         for (size_t w = 0; w < c->wake_cnt && !known; w++)
             known = leaders[w] == leader;
@@ -234,6 +234,8 @@ static void refresh_wake_targets(rkb_consumer_t *c) {
         c->wake_cnt++;
     }
     free(leaders);
+    if (md)
+        rd_kafka_metadata_destroy(md);
     rd_kafka_topic_partition_list_destroy(assignment);
 }
 
@@ -309,25 +311,24 @@ rkb_consumer_t *rkb_consumer_new(const rkb_consumer_conf_t *conf, char *errstr,
     static const char *const defaults[] = {
         "auto.offset.reset",    "earliest", "partition.assignment.strategy", "cooperative-sticky",
         "enable.auto.commit",   "true",     "auto.commit.interval.ms",       "1000",
-        "enable.partition.eof", "false",    "queued.max.messages.kbytes",    "16384",
-        /* Bounded prefetch (peak RSS): with the fetch waker (kick_fetcher) a small queue does
-         * not stall the sink; one fetch response at most 8 MB on top. */
-        "queued.min.messages",  "20000",    "fetch.max.bytes",               "8388608",
+        "enable.partition.eof", "false",    "fetch.max.bytes",               "8388608",
     };
     for (size_t i = 0; i < RKB_ARRAY_SIZE(defaults); i += 2)
         if (rkb_kafka_conf_set(kconf, defaults[i], defaults[i + 1], errstr, errstr_size))
             goto fail;
-    if (conf->prefetch_share > 1) {
+    /* Bounded prefetch (peak RSS), shared among the consumers of prefetch_share: with the
+     * fetch waker (kick_fetcher) a small queue does not stall the sink; one fetch response
+     * (fetch.max.bytes above) at most on top. */
+    static const struct {
+        const char *name;
+        int whole, least;
+    } prefetch[] = {{"queued.min.messages", 20000, 2000},
+                    {"queued.max.messages.kbytes", 16384, 2048}};
+    for (size_t i = 0; i < RKB_ARRAY_SIZE(prefetch); i++) {
+        int share = prefetch[i].whole / (conf->prefetch_share > 1 ? conf->prefetch_share : 1);
         char value[32];
-        snprintf(value, sizeof(value), "%d", 20000 / conf->prefetch_share > 2000
-                                                 ? 20000 / conf->prefetch_share
-                                                 : 2000);
-        if (rkb_kafka_conf_set(kconf, "queued.min.messages", value, errstr, errstr_size))
-            goto fail;
-        snprintf(value, sizeof(value), "%d", 16384 / conf->prefetch_share > 2048
-                                                 ? 16384 / conf->prefetch_share
-                                                 : 2048);
-        if (rkb_kafka_conf_set(kconf, "queued.max.messages.kbytes", value, errstr, errstr_size))
+        snprintf(value, sizeof(value), "%d", share > prefetch[i].least ? share : prefetch[i].least);
+        if (rkb_kafka_conf_set(kconf, prefetch[i].name, value, errstr, errstr_size))
             goto fail;
     }
     /* Consumer lag for GET /metrics; the user's kafka.statistics.interval.ms (0: off) wins. */

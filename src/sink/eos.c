@@ -320,9 +320,8 @@ int rkb_eos_parse_reply(const redisReply *reply, rkb_eos_result_t *result, char 
 
 /* ---- Offsets at assignment ---------------------------------------------------------------- */
 
-/* The offset stored in one GET reply: -1 for none. */
-static int parse_offset(const redisReply *reply, const char *key, int64_t *offset, char *errstr,
-                        size_t errstr_size) {
+int rkb_eos_parse_offset(const redisReply *reply, const char *key, int64_t *offset, char *errstr,
+                         size_t errstr_size) {
     if (reply->type == REDIS_REPLY_NIL) {
         *offset = -1;
         return RKB_REDIS_OK;
@@ -358,7 +357,7 @@ int rkb_eos_read_offsets(rkb_redis_t *redis, const char *ns, const char *const *
     redisReply **replies = rkb_calloc(cnt, sizeof(*replies));
     int err = rkb_redis_pipeline(redis, cmds, replies, errstr, errstr_size);
     for (size_t i = 0; i < cnt && !err; i++)
-        err = parse_offset(replies[i], rkb_cmds_argv(cmds, i, 1, NULL), &offsets[i], errstr,
+        err = rkb_eos_parse_offset(replies[i], rkb_cmds_argv(cmds, i, 1, NULL), &offsets[i], errstr,
                            errstr_size);
     rkb_redis_replies_free(replies, cnt);
     free(replies);

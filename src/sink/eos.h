@@ -84,6 +84,12 @@ int rkb_eos_parse_reply(const redisReply *reply, rkb_eos_result_t *result, char 
  * restarted or flushed Redis): rkb_eos_load, then send the same call again. */
 bool rkb_eos_error_is_noscript(const char *msg);
 
+/* The offset one GET (or MGET element) of key's offset key replied: -1 for none. Returns
+ * RKB_REDIS_OK, or an error code with errstr (an error reply, or a value that is not an
+ * offset, quoted). */
+int rkb_eos_parse_offset(const redisReply *reply, const char *key, int64_t *offset, char *errstr,
+                         size_t errstr_size);
+
 /* Reads the stored next offsets of partitions (pipelined GETs, one per partition, so keys in
  * different Redis Cluster slots are fine). offsets[i] = -1 where none is
  * stored. Returns RKB_REDIS_OK or an error code with errstr. */

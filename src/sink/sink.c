@@ -1036,6 +1036,43 @@ static round_t emit_window_results(rkb_sink_task_t *t) {
  * dead-lettered record, after the dead-letter topic acknowledged it) — a crash before the store
  * replays the batch; in exactly-once mode the script's stored offset makes that replay a no-op.
  */
+/* Merges the runs of plain SET and DEL in cmds (rkb_cmds_coalesce), *map grown to fit; returns
+ * the new count. */
+static size_t coalesce(rkb_cmds_t *cmds, size_t **map, size_t *map_cap) {
+    size_t n = rkb_cmds_count(cmds);
+    if (n > *map_cap) {
+        *map_cap = n * 2;
+        *map = rkb_realloc(*map, *map_cap * sizeof(**map));
+    }
+    return rkb_cmds_coalesce(cmds, COALESCE_MAX_KEYS, *map);
+}
+
+/* The highest offset among the records encoded in this round, -1 when none was. */
+static int64_t sent_max_offset(const rkb_sink_task_t *t) {
+    int64_t max_offset = -1;
+    for (size_t i = 0; i < t->cnt; i++)
+        if (t->states[i].sent && t->recs[i].offset > max_offset)
+            max_offset = t->recs[i].offset;
+    return max_offset;
+}
+
+static void mark_sent_transient(rkb_sink_task_t *t) {
+    for (size_t i = 0; i < t->cnt; i++)
+        if (t->states[i].sent)
+            t->states[i].transient = true;
+}
+
+/* The crash_mid_batch failpoint, once armed: the first half of pipe's commands reach Redis,
+ * then the process dies. */
+static void crash_half_sent(rkb_sink_task_t *t, rkb_cmds_t *pipe, int64_t max_offset) {
+    char why[512];
+    rkb_cmds_truncate(pipe, (rkb_cmds_count(pipe) + 1) / 2);
+    size_t half = ensure_replies(t, rkb_cmds_count(pipe));
+    if (rkb_redis_pipeline(t->redis, pipe, t->replies, why, sizeof(why)) == RKB_REDIS_OK)
+        rkb_redis_replies_free(t->replies, half);
+    rkb_failpoint("crash_mid_batch", max_offset);
+}
+
 /* Sends the encoded batch (exactly-once: as one script call per partition) and settles each
  * record from the replies. ROUND_TRANSIENT when the connection failed (the records stay
  * REC_PENDING), else ROUND_PROGRESS. */
@@ -1048,12 +1085,7 @@ static round_t send_and_settle(rkb_sink_task_t *t) {
     } else if (!t->multiexec) {
         /* Runs of plain SETs become one MSET (and of DELs one DEL): Redis parses and answers
          * one command per run instead of one per record. */
-        size_t n = rkb_cmds_count(t->cmds);
-        if (n > t->cmd_map_cap) {
-            t->cmd_map_cap = n * 2;
-            t->cmd_map = rkb_realloc(t->cmd_map, t->cmd_map_cap * sizeof(*t->cmd_map));
-        }
-        rkb_cmds_coalesce(t->cmds, COALESCE_MAX_KEYS, t->cmd_map);
+        coalesce(t->cmds, &t->cmd_map, &t->cmd_map_cap);
     }
     size_t wait_index = 0;
     if (t->wait_replicas > 0) {
@@ -1064,31 +1096,15 @@ static round_t send_and_settle(rkb_sink_task_t *t) {
         wait_index = rkb_cmds_end(pipe);
     }
 
-    bool anything_sent = false;
-    int64_t max_offset = -1;
-    for (size_t i = 0; i < t->cnt; i++) {
-        if (!t->states[i].sent)
-            continue;
-        anything_sent = true;
-        if (t->recs[i].offset > max_offset)
-            max_offset = t->recs[i].offset;
-    }
-
-    if (anything_sent) {
+    int64_t max_offset = sent_max_offset(t);
+    if (max_offset >= 0) {
         char why[512];
         size_t ncmds = ensure_replies(t, rkb_cmds_count(pipe));
-        if (rkb_failpoint_armed("crash_mid_batch", max_offset)) {
-            /* Half of the batch reaches Redis, then the process dies. */
-            rkb_cmds_truncate(pipe, (ncmds + 1) / 2);
-            if (rkb_redis_pipeline(t->redis, pipe, t->replies, why, sizeof(why)) == RKB_REDIS_OK)
-                rkb_redis_replies_free(t->replies, rkb_cmds_count(pipe));
-            rkb_failpoint("crash_mid_batch", max_offset);
-        }
+        if (rkb_failpoint_armed("crash_mid_batch", max_offset))
+            crash_half_sent(t, pipe, max_offset);
         if (rkb_redis_pipeline(t->redis, pipe, t->replies, why, sizeof(why)) != RKB_REDIS_OK) {
             rkb_log_warn(t->component, "%s", why);
-            for (size_t i = 0; i < t->cnt; i++)
-                if (t->states[i].sent)
-                    t->states[i].transient = true;
+            mark_sent_transient(t);
             return ROUND_TRANSIENT; /* the records stay REC_PENDING */
         }
         atomic_fetch_add(&t->stats.batches, 1);
@@ -1149,12 +1165,6 @@ static bool plain_writes_only(const rkb_sink_task_t *t) {
     return true;
 }
 
-static void mark_sent_transient(rkb_sink_task_t *t) {
-    for (size_t i = 0; i < t->cnt; i++)
-        if (t->states[i].sent)
-            t->states[i].transient = true;
-}
-
 /* The first round trip: watches the offset keys of the batch's partitions and reads them into
  * slot->stored_next (-1: none). ROUND_PROGRESS, ROUND_TRANSIENT or ROUND_FAILED (a key holds
  * something else than an offset). */
@@ -1182,17 +1192,10 @@ static round_t eos_plain_read(rkb_sink_task_t *t) {
         round = ROUND_TRANSIENT;
     }
     for (size_t s = 0; round == ROUND_PROGRESS && s < t->slot_cnt; s++) {
-        const redisReply *value = got->element[s];
         part_slot_t *slot = &t->slots[s];
-        slot->stored_next = -1;
-        if (value->type == REDIS_REPLY_NIL)
-            continue;
-        if (value->type != REDIS_REPLY_STRING ||
-            rkb_parse_int64(value->str, 0, INT64_MAX, &slot->stored_next)) {
-            snprintf(why, sizeof(why), "rkbridge offset key '%s' holds '%.64s', not an offset",
-                     rkb_eos_offset_key(t->offset_ns, slot->topic, slot->partition, key,
-                                        sizeof(key)),
-                     value->type == REDIS_REPLY_STRING ? value->str : "a non-string");
+        const char *name =
+            rkb_eos_offset_key(t->offset_ns, slot->topic, slot->partition, key, sizeof(key));
+        if (rkb_eos_parse_offset(got->element[s], name, &slot->stored_next, why, sizeof(why))) {
             fail_task(t, NULL, why);
             round = ROUND_FAILED;
         }
@@ -1203,10 +1206,7 @@ static round_t eos_plain_read(rkb_sink_task_t *t) {
 
 static round_t apply_eos_plain(rkb_sink_task_t *t) {
     char why[512], key[1024], next[24];
-    int64_t max_offset = -1;
-    for (size_t i = 0; i < t->cnt; i++)
-        if (t->states[i].sent && t->recs[i].offset > max_offset)
-            max_offset = t->recs[i].offset;
+    int64_t max_offset = sent_max_offset(t);
     if (max_offset < 0)
         return ROUND_PROGRESS; /* nothing was sent */
 
@@ -1264,22 +1264,9 @@ static round_t apply_eos_plain(rkb_sink_task_t *t) {
         rkb_cmds_begin(t->pipe);
         rkb_cmds_args(t->pipe, offsets ? "EXEC" : "DISCARD");
         rkb_cmds_end(t->pipe);
-        size_t n = rkb_cmds_count(t->pipe);
-        if (n > t->cmd_map_cap) {
-            t->cmd_map_cap = n * 2;
-            t->cmd_map = rkb_realloc(t->cmd_map, t->cmd_map_cap * sizeof(*t->cmd_map));
-        }
-        n = ensure_replies(t, rkb_cmds_coalesce(t->pipe, COALESCE_MAX_KEYS, t->cmd_map));
-
-        if (rkb_failpoint_armed("crash_mid_batch", max_offset)) {
-            /* Half of the transaction reaches Redis (no EXEC: nothing applies), then the
-             * process dies. */
-            rkb_cmds_truncate(t->pipe, (n + 1) / 2);
-            if (rkb_redis_pipeline(t->redis, t->pipe, t->replies, why, sizeof(why)) ==
-                RKB_REDIS_OK)
-                rkb_redis_replies_free(t->replies, rkb_cmds_count(t->pipe));
-            rkb_failpoint("crash_mid_batch", max_offset);
-        }
+        size_t n = ensure_replies(t, coalesce(t->pipe, &t->cmd_map, &t->cmd_map_cap));
+        if (rkb_failpoint_armed("crash_mid_batch", max_offset))
+            crash_half_sent(t, t->pipe, max_offset); /* no EXEC: nothing applies */
         if (rkb_redis_pipeline(t->redis, t->pipe, t->replies, why, sizeof(why)) != RKB_REDIS_OK) {
             rkb_log_warn(t->component, "%s", why);
             mark_sent_transient(t);
@@ -1434,23 +1421,11 @@ static round_t apply_pipelined(rkb_sink_task_t *t, bool intake) {
     }
     bool transient = false;
     if (sent) {
-        size_t n = rkb_cmds_count(flight->cmds);
-        if (n > flight->map_cap) {
-            flight->map_cap = n * 2;
-            flight->map = rkb_realloc(flight->map, flight->map_cap * sizeof(*flight->map));
-        }
-        flight->ncmds = rkb_cmds_coalesce(flight->cmds, COALESCE_MAX_KEYS, flight->map);
+        flight->ncmds = coalesce(flight->cmds, &flight->map, &flight->map_cap);
         if (rkb_failpoint_armed("crash_mid_batch", flight->max_offset)) {
-            /* Half of the batch reaches Redis (after the batch in flight), then the process
-             * dies. */
-            if (t->flights[older].active)
+            if (t->flights[older].active) /* its replies come first */
                 receive_flight(t, older);
-            rkb_cmds_truncate(flight->cmds, (flight->ncmds + 1) / 2);
-            size_t half = ensure_replies(t, rkb_cmds_count(flight->cmds));
-            if (rkb_redis_pipeline(t->redis, flight->cmds, t->replies, why, sizeof(why)) ==
-                RKB_REDIS_OK)
-                rkb_redis_replies_free(t->replies, half);
-            rkb_failpoint("crash_mid_batch", flight->max_offset);
+            crash_half_sent(t, flight->cmds, flight->max_offset);
         }
         if (rkb_redis_pipeline_send(t->redis, flight->cmds, why, sizeof(why)) != RKB_REDIS_OK) {
             rkb_log_warn(t->component, "%s", why);

@@ -86,6 +86,16 @@ static const rkb_property_t properties[] = {
      .max = 3600,
      .scope = RKB_SCOPE_ALL,
      .doc = "Redis connect and command timeout, in seconds"},
+    {.name = "redis.cluster",
+     .type = RKB_PROP_ENUM,
+     .default_value = "auto",
+     .enum_values = "auto,true,false",
+     .scope = RKB_SCOPE_ALL,
+     .doc = "Redis Cluster: true (redis-kafka-connect's key) requires the server to be a cluster "
+            "node, false never asks, auto asks at connect (CLUSTER SLOTS). On a cluster every "
+            "command goes to the master of its key's slot, MOVED/ASK are followed and a failover "
+            "is found at the next connect; exactly-once needs the partition's hash tag "
+            "{${topic}:${partition}} in the key (see docs)"},
     {.name = "redis.tls",
      .type = RKB_PROP_BOOL,
      .default_value = "false",

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* A copy of a string property's value, or NULL when it is empty. */
 static char *nonempty_copy(const rkb_config_t *conf, const char *name) {
@@ -33,6 +34,10 @@ int rkb_connect_redis_conf(const rkb_config_t *conf, int task_id, rkb_redis_conf
         out->username = rkb_strdup(user);
     if (!out->password && password && *password)
         out->password = rkb_strdup(password);
+    const char *cluster = rkb_config_get(conf, "redis.cluster");
+    out->cluster = !strcasecmp(cluster, "true")    ? RKB_REDIS_CLUSTER_ON
+                   : !strcasecmp(cluster, "false") ? RKB_REDIS_CLUSTER_OFF
+                                                   : RKB_REDIS_CLUSTER_AUTO;
     /* TLS: rediss:// in redis.uri or redis.tls; the files are read when the task connects. */
     out->tls.enabled = out->tls.enabled || rkb_config_get_bool(conf, "redis.tls");
     out->tls.insecure = rkb_config_get_bool(conf, "redis.insecure");

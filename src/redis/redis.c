@@ -13,6 +13,7 @@
  * takes a lock. The URI and error helpers are pure and callable from any thread.
  */
 #include "redis/redis.h"
+#include "redis/redis_int.h"
 #include "redis/transport.h"
 
 #include "metrics/metrics.h"
@@ -29,25 +30,6 @@
 #define DEFAULT_HOST       "localhost"
 #define DEFAULT_PORT       6379
 #define DEFAULT_TIMEOUT_MS 10000
-
-/* The most bytes taken from the connection per read, as hiredis does. */
-#define READ_CHUNK 16384
-
-struct rkb_redis_s {
-    rkb_redis_conf_t conf; /* our own copy */
-    char *component;       /* who speaks in log lines */
-    char addr[320];        /* "host:port", the prefix of every errstr */
-    rkb_transport_t *conn; /* NULL when not connected */
-    redisReader *reader;   /* parses what conn delivers; NULL when not connected */
-    rkb_tls_ctx_t *tls;    /* the TLS settings, loaded at the first TLS connect and kept */
-    bool up;               /* the session was set up: its loss is worth a log line */
-    rkb_buf_t resp;        /* the RESP text of the last batch, reused */
-    rkb_task_metrics_t *metrics; /* of the task that made the handle, or NULL */
-    rkb_conn_state_t state;      /* as reported to metrics */
-    /* When each pipeline not yet answered was sent (a ring: at most a few are in flight). */
-    int64_t sent_us[8];
-    size_t sent_head, sent_tail;
-};
 
 /* Connection state and round trips go to the owning task's metrics (metrics/metrics.h). */
 static void set_state(rkb_redis_t *r, rkb_conn_state_t state) {
@@ -319,6 +301,7 @@ void rkb_redis_destroy(rkb_redis_t *r) {
     if (!r)
         return;
     rkb_redis_close(r);
+    rkb_cluster_destroy(r->cluster);
     set_state(r, RKB_CONN_UNKNOWN);
     rkb_tls_ctx_destroy(r->tls);
     rkb_redis_conf_clear(&r->conf);
@@ -328,7 +311,11 @@ void rkb_redis_destroy(rkb_redis_t *r) {
 }
 
 bool rkb_redis_is_connected(const rkb_redis_t *r) {
-    return r->conn != NULL;
+    return r->cluster ? rkb_cluster_ready(r) : r->conn != NULL;
+}
+
+bool rkb_redis_is_cluster(const rkb_redis_t *r) {
+    return r->cluster != NULL;
 }
 
 /* Forgets the connection and whatever part of a reply it had delivered. */
@@ -344,6 +331,12 @@ static void drop_connection(rkb_redis_t *r) {
 }
 
 void rkb_redis_close(rkb_redis_t *r) {
+    if (r->cluster)
+        rkb_cluster_close(r);
+    rkb_redis_close_one(r);
+}
+
+void rkb_redis_close_one(rkb_redis_t *r) {
     if (!r->conn)
         return;
     drop_connection(r);
@@ -376,6 +369,14 @@ static int send_bytes(rkb_redis_t *r, const char *buf, size_t len, char *errstr,
     char why[512];
     int err = rkb_transport_write(r->conn, buf, len, r->conf.command_timeout_ms, why, sizeof(why));
     return err ? connection_lost(r, err, why, errstr, errstr_size) : RKB_REDIS_OK;
+}
+
+int rkb_redis_write(rkb_redis_t *r, const char *buf, size_t len, char *errstr, size_t errstr_size) {
+    if (!r->conn) {
+        snprintf(errstr, errstr_size, "redis %s: not connected", r->addr);
+        return RKB_REDIS_ERR_IO;
+    }
+    return send_bytes(r, buf, len, errstr, errstr_size);
 }
 
 /* One command in argv form, formatted by hiredis; wipe: the arguments hold a secret (AUTH),
@@ -447,6 +448,15 @@ static int await_reply(rkb_redis_t *r, redisReply **reply, char *errstr, size_t 
         return connection_lost(r, RKB_REDIS_ERR_IO, why, errstr, errstr_size);
     }
     return err;
+}
+
+int rkb_redis_await(rkb_redis_t *r, redisReply **reply, char *errstr, size_t errstr_size) {
+    *reply = NULL;
+    if (!r->conn) {
+        snprintf(errstr, errstr_size, "redis %s: not connected", r->addr);
+        return RKB_REDIS_ERR_IO;
+    }
+    return await_reply(r, reply, errstr, errstr_size);
 }
 
 /* One command and its reply. The error code tells a TLS refusal from a dropped connection. */
@@ -561,16 +571,35 @@ static int session_setup(rkb_redis_t *r, char *errstr, size_t errstr_size) {
  * TLS handshake, plus one command timeout per setup command). */
 static int connect_once(rkb_redis_t *r, char *errstr, size_t errstr_size);
 
-int rkb_redis_connect(rkb_redis_t *r, char *errstr, size_t errstr_size) {
+int rkb_redis_connect_one(rkb_redis_t *r, char *errstr, size_t errstr_size) {
     int err = connect_once(r, errstr, errstr_size);
     set_state(r, err == RKB_REDIS_OK ? RKB_CONN_UP : RKB_CONN_DOWN);
+    return err;
+}
+
+/* A single server, or the seed of a cluster: once connected, a handle that may talk to a
+ * cluster asks whether it is one (redis.cluster: auto or true). A cluster handle reconnects
+ * through any node it knows (cluster.c). */
+int rkb_redis_connect(rkb_redis_t *r, char *errstr, size_t errstr_size) {
+    if (r->cluster) {
+        int err = rkb_cluster_connect(r, errstr, errstr_size);
+        set_state(r, err == RKB_REDIS_OK ? RKB_CONN_UP : RKB_CONN_DOWN);
+        return err;
+    }
+    int err = rkb_redis_connect_one(r, errstr, errstr_size);
+    if (!err && r->conf.cluster != RKB_REDIS_CLUSTER_OFF) {
+        err = rkb_cluster_detect(r, errstr, errstr_size);
+        if (err)
+            rkb_redis_close(r);
+        set_state(r, err == RKB_REDIS_OK ? RKB_CONN_UP : RKB_CONN_DOWN);
+    }
     return err;
 }
 
 static int connect_once(rkb_redis_t *r, char *errstr, size_t errstr_size) {
     const rkb_redis_conf_t *conf = &r->conf;
     if (r->conn)
-        rkb_redis_close(r);
+        rkb_redis_close_one(r);
 
     char why[1024];
     int err;
@@ -626,20 +655,23 @@ static void resp_header(rkb_buf_t *out, char prefix, size_t n) {
     rkb_buf_append(out, p, (size_t)(text + sizeof(text) - p));
 }
 
+void rkb_redis_resp_command(rkb_buf_t *out, const rkb_cmds_t *cmds, size_t i) {
+    int argc = rkb_cmds_argc(cmds, i);
+    resp_header(out, '*', (size_t)argc);
+    for (int j = 0; j < argc; j++) {
+        size_t len;
+        const char *arg = rkb_cmds_argv(cmds, i, j, &len);
+        resp_header(out, '$', len);
+        rkb_buf_append(out, arg, len);
+        rkb_buf_append(out, "\r\n", 2);
+    }
+}
+
 static void resp_format(rkb_buf_t *out, const rkb_cmds_t *cmds) {
     size_t count = rkb_cmds_count(cmds);
     rkb_buf_reset(out);
-    for (size_t i = 0; i < count; i++) {
-        int argc = rkb_cmds_argc(cmds, i);
-        resp_header(out, '*', (size_t)argc);
-        for (int j = 0; j < argc; j++) {
-            size_t len;
-            const char *arg = rkb_cmds_argv(cmds, i, j, &len);
-            resp_header(out, '$', len);
-            rkb_buf_append(out, arg, len);
-            rkb_buf_append(out, "\r\n", 2);
-        }
-    }
+    for (size_t i = 0; i < count; i++)
+        rkb_redis_resp_command(out, cmds, i);
 }
 
 /*
@@ -652,6 +684,8 @@ static void resp_format(rkb_buf_t *out, const rkb_cmds_t *cmds) {
  */
 int rkb_redis_pipeline_send(rkb_redis_t *r, const rkb_cmds_t *cmds, char *errstr,
                             size_t errstr_size) {
+    if (r->cluster)
+        return rkb_cluster_pipeline_send(r, cmds, errstr, errstr_size);
     if (!r->conn) {
         snprintf(errstr, errstr_size, "redis %s: not connected", r->addr);
         return RKB_REDIS_ERR_IO;
@@ -668,6 +702,8 @@ int rkb_redis_pipeline_send(rkb_redis_t *r, const rkb_cmds_t *cmds, char *errstr
 
 int rkb_redis_pipeline_recv(rkb_redis_t *r, size_t count, redisReply **replies, char *errstr,
                             size_t errstr_size) {
+    if (r->cluster)
+        return rkb_cluster_pipeline_recv(r, count, replies, errstr, errstr_size);
     for (size_t i = 0; i < count; i++)
         replies[i] = NULL;
     if (!r->conn) {
@@ -692,6 +728,8 @@ int rkb_redis_pipeline_recv(rkb_redis_t *r, size_t count, redisReply **replies, 
 
 int rkb_redis_pipeline(rkb_redis_t *r, const rkb_cmds_t *cmds, redisReply **replies, char *errstr,
                        size_t errstr_size) {
+    if (r->cluster)
+        return rkb_cluster_pipeline(r, cmds, replies, errstr, errstr_size);
     size_t count = rkb_cmds_count(cmds);
     int err = rkb_redis_pipeline_send(r, cmds, errstr, errstr_size);
     if (err) {
@@ -712,6 +750,18 @@ void rkb_redis_replies_free(redisReply **replies, size_t count) {
 
 redisReply *rkb_redis_command(rkb_redis_t *r, int argc, const char **argv, const size_t *argvlen,
                               char *errstr, size_t errstr_size) {
+    if (r->cluster) {
+        /* Routed like a batch of one (by its key, or to any node). */
+        rkb_cmds_t *one = rkb_cmds_new();
+        rkb_cmds_begin(one);
+        for (int i = 0; i < argc; i++)
+            rkb_cmds_arg(one, argv[i], argvlen ? argvlen[i] : strlen(argv[i]));
+        rkb_cmds_end(one);
+        redisReply *reply = NULL;
+        rkb_cluster_pipeline(r, one, &reply, errstr, errstr_size);
+        rkb_cmds_destroy(one);
+        return reply;
+    }
     if (!r->conn) {
         snprintf(errstr, errstr_size, "redis %s: not connected", r->addr);
         return NULL;
@@ -728,6 +778,8 @@ redisReply *rkb_redis_command(rkb_redis_t *r, int argc, const char **argv, const
 
 int rkb_redis_send(rkb_redis_t *r, int argc, const char **argv, const size_t *argvlen, char *errstr,
                    size_t errstr_size) {
+    if (r->cluster)
+        return rkb_cluster_send(r, argc, argv, argvlen, errstr, errstr_size);
     if (!r->conn) {
         snprintf(errstr, errstr_size, "redis %s: not connected", r->addr);
         return RKB_REDIS_ERR_IO;
@@ -746,6 +798,8 @@ int rkb_redis_send(rkb_redis_t *r, int argc, const char **argv, const size_t *ar
 int rkb_redis_read(rkb_redis_t *r, int timeout_ms, redisReply **reply, char *errstr,
                    size_t errstr_size) {
     *reply = NULL;
+    if (r->cluster)
+        return rkb_cluster_read(r, timeout_ms, reply, errstr, errstr_size);
     if (!r->conn) {
         snprintf(errstr, errstr_size, "redis %s: not connected", r->addr);
         return RKB_REDIS_ERR_IO;
@@ -776,8 +830,11 @@ const char *rkb_redis_reply_error(const redisReply *reply) {
  * not taken for BUSY (a script running). EXECABORT only says that an earlier command of the
  * transaction failed: the caller looks at that command's error instead. */
 bool rkb_redis_error_is_transient(const char *msg) {
-    static const char *const transient[] = {"LOADING",  "BUSY",        "MASTERDOWN", "OOM",
-                                            "TRYAGAIN", "CLUSTERDOWN", "READONLY",   "NOREPLICAS"};
+    /* MOVED and ASK reach a caller only when the cluster's slots kept moving while a batch was
+     * redirected (cluster.c follows them): the next try goes where the slot is then. */
+    static const char *const transient[] = {"LOADING",     "BUSY",     "MASTERDOWN", "OOM",
+                                            "TRYAGAIN",    "CLUSTERDOWN", "READONLY", "NOREPLICAS",
+                                            "MOVED",       "ASK"};
     if (!msg)
         return false;
     for (size_t i = 0; i < RKB_ARRAY_SIZE(transient); i++) {
@@ -797,6 +854,8 @@ int rkb_redis_error_code(const char *msg) {
 
 int rkb_redis_script_load(rkb_redis_t *r, const char *what, const char *text, size_t len,
                           char sha[41], char *errstr, size_t errstr_size) {
+    if (r->cluster)
+        return rkb_cluster_script_load(r, what, text, len, sha, errstr, errstr_size);
     const char *argv[] = {"SCRIPT", "LOAD", text};
     const size_t argvlen[] = {6, 4, len};
     redisReply *reply = rkb_redis_command(r, 3, argv, argvlen, errstr, errstr_size);

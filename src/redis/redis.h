@@ -6,7 +6,18 @@
  * order) and reconnection. The reply parser, command formatter and reply types are hiredis's
  * (redisReader, redisFormatCommandArgv, redisReply); the bytes travel over our own transport,
  * plain TCP or TLS (OpenSSL), which hiredis 0.14 cannot do (transport.h). Redis Cluster routing
- * would live here too, not in the callers.
+ * live here too, not in the callers: a handle connected to a cluster node learns the slots and
+ * sends each command to the master of its key's slot, following MOVED and ASK (cluster.c).
+ *
+ * Redis Cluster, for callers: every call below works on a cluster handle as on a single server.
+ * A batch is split by node and sent to all of them before any reply is read; replies come back
+ * in the batch's order. Commands of one key keep their order (one slot, one node). A MULTI ...
+ * EXEC block goes whole to the node of its first key; a multi-key command or a script must have
+ * all its keys in one slot (hash tags), else Redis answers CROSSSLOT. WAIT goes to every node
+ * the batch wrote to and answers the smallest count. A node that fails makes the whole batch
+ * fail with RKB_REDIS_ERR_IO (the caller sends it again, as with a single server); the next
+ * connect learns the slots again from any node that answers, which is how a failover (a
+ * replica promoted) is followed.
  *
  * A handle made on a task's thread reports its connection state and the time of each round
  * trip to that task's metrics (metrics/metrics.h).
@@ -46,6 +57,13 @@ typedef struct rkb_redis_tls_conf_s {
     char *server_name;  /* SNI and the name checked in the certificate; NULL: host */
 } rkb_redis_tls_conf_t;
 
+/* Whether the server may be a Redis Cluster node (redis.cluster). */
+typedef enum {
+    RKB_REDIS_CLUSTER_AUTO = 0, /* ask at connect (CLUSTER SLOTS): a cluster if it says so */
+    RKB_REDIS_CLUSTER_ON,       /* must be a cluster: a single server is a setup error */
+    RKB_REDIS_CLUSTER_OFF,      /* a single server: never ask */
+} rkb_redis_cluster_mode_t;
+
 /* Where and how to connect. Strings are owned by the struct (rkb_redis_conf_clear). */
 typedef struct rkb_redis_conf_s {
     char *host;     /* default "localhost" */
@@ -56,6 +74,7 @@ typedef struct rkb_redis_conf_s {
     int connect_timeout_ms;
     int command_timeout_ms; /* socket read/write timeout */
     char *client_name;      /* CLIENT SETNAME, or NULL */
+    rkb_redis_cluster_mode_t cluster;
     rkb_redis_tls_conf_t tls;
 } rkb_redis_conf_t;
 
@@ -121,6 +140,11 @@ void rkb_redis_destroy(rkb_redis_t *r); /* closes; NULL is safe */
  * not, so callers fail instead of retrying. */
 int rkb_redis_connect(rkb_redis_t *r, char *errstr, size_t errstr_size);
 bool rkb_redis_is_connected(const rkb_redis_t *r);
+/* True once the handle found (or was told) that it talks to a Redis Cluster. */
+bool rkb_redis_is_cluster(const rkb_redis_t *r);
+/* The Redis Cluster slot of a key: CRC16 of the key, or of its hash tag (the text between the
+ * first '{' and the next '}', when not empty), modulo 16384. */
+unsigned rkb_redis_key_slot(const char *key, size_t len);
 void rkb_redis_close(rkb_redis_t *r);
 
 /* Sends every command in cmds in one write and reads one reply per command, in order, into

@@ -479,6 +479,14 @@ static int ensure_connected(rkb_sink_task_t *t) {
         int rc = setup_result(t, rkb_redis_connect(t->redis, why, sizeof(why)), "", why);
         if (!rc)
             rc = check_commands(t);
+        if (!rc && t->multiexec && rkb_redis_is_cluster(t->redis)) {
+            t->failed = true;
+            snprintf(t->failure, sizeof(t->failure), "%s",
+                     "redis.multiexec=true: one MULTI/EXEC over a batch cannot span the slots of "
+                     "a Redis Cluster; set redis.multiexec=false (each record is still written "
+                     "whole)");
+            rc = -1;
+        }
         if (rc)
             return rc;
     }
@@ -669,8 +677,44 @@ static void encode_batch(rkb_sink_task_t *t, rkb_cmds_t *cmds) {
     }
 }
 
-/* Exactly-once: one script call per partition over its sent records, into t->pipe. */
-static void build_script_calls(rkb_sink_task_t *t) {
+/*
+ * Redis Cluster runs a script only when all of its keys are in one slot, so exactly-once there
+ * needs every key a record writes in the slot of its partition's offset key, whose hash tag is
+ * {TOPIC:PARTITION} (SEMANTICS.md E-8). A key elsewhere is a setting to change, not a record to
+ * skip: the task stops, naming the key and what to put in the key template, before anything of
+ * the batch is sent.
+ */
+static bool keys_in_offset_slot(rkb_sink_task_t *t, size_t i, const char *offset_key) {
+    unsigned want = rkb_redis_key_slot(offset_key, strlen(offset_key));
+    const rec_state_t *st = &t->states[i];
+    for (size_t j = st->cmd_first; j < st->cmd_first + (size_t)st->cmd_cnt; j++) {
+        size_t len;
+        const char *name = rkb_cmds_argv(t->cmds, j, 0, NULL);
+        if (rkb_cmds_argc(t->cmds, j) < 2 || !strcasecmp(name, "PUBLISH"))
+            continue;
+        const char *key = rkb_cmds_argv(t->cmds, j, 1, &len);
+        if (rkb_redis_key_slot(key, len) == want)
+            continue;
+        const rkb_record_t *rec = &t->recs[i];
+        char why[1024];
+        snprintf(why, sizeof(why),
+                 "redis.delivery=exactly-once on Redis Cluster: record %s[%d]@%lld writes key "
+                 "'%.200s' (slot %u), not in the slot of its partition's offset key '%.200s' "
+                 "(slot %u), so the two cannot change in one step; put the hash tag "
+                 "{${topic}:${partition}} in redis.keyspace or redis.key.template (SEMANTICS.md "
+                 "E-8)",
+                 rec->topic, rec->partition, (long long)rec->offset, key,
+                 rkb_redis_key_slot(key, len), offset_key, want);
+        fail_task(t, NULL, why);
+        return false;
+    }
+    return true;
+}
+
+/* Exactly-once: one script call per partition over its sent records, into t->pipe. Returns
+ * false when the task failed (a key outside its partition's slot on a cluster). */
+static bool build_script_calls(rkb_sink_task_t *t) {
+    bool cluster = rkb_redis_is_cluster(t->redis);
     char offset_key[1024];
     rkb_cmds_reset(t->pipe);
     for (size_t s = 0; s < t->slot_cnt; s++) {
@@ -687,6 +731,8 @@ static void build_script_calls(rkb_sink_task_t *t) {
                                                       offset_key, sizeof(offset_key)));
                 slot->has_call = true;
             }
+            if (cluster && !keys_in_offset_slot(t, i, offset_key))
+                return false;
             rkb_eos_call_add(t->eos_call, rec->offset, t->cmds, t->states[i].cmd_first,
                              t->states[i].cmd_cnt);
         }
@@ -695,6 +741,7 @@ static void build_script_calls(rkb_sink_task_t *t) {
             rkb_eos_call_end(t->eos_call, t->pipe);
         }
     }
+    return true;
 }
 
 /* At-least-once: the reply that tells how command j went: its own reply, or, inside the
@@ -1038,11 +1085,19 @@ static round_t emit_window_results(rkb_sink_task_t *t) {
  */
 /* Merges the runs of plain SET and DEL in cmds (rkb_cmds_coalesce), *map grown to fit; returns
  * the new count. */
-static size_t coalesce(rkb_cmds_t *cmds, size_t **map, size_t *map_cap) {
+static size_t coalesce(const rkb_sink_task_t *t, rkb_cmds_t *cmds, size_t **map,
+                       size_t *map_cap) {
     size_t n = rkb_cmds_count(cmds);
     if (n > *map_cap) {
         *map_cap = n * 2;
         *map = rkb_realloc(*map, *map_cap * sizeof(**map));
+    }
+    /* On a Redis Cluster the keys of one MSET or DEL must share a slot, which keys of
+     * different records seldom do: every command stays its own there. */
+    if (rkb_redis_is_cluster(t->redis)) {
+        for (size_t i = 0; i < n; i++)
+            (*map)[i] = i;
+        return n;
     }
     return rkb_cmds_coalesce(cmds, COALESCE_MAX_KEYS, *map);
 }
@@ -1080,12 +1135,13 @@ static round_t send_and_settle(rkb_sink_task_t *t) {
     size_t exec_index = rkb_cmds_count(t->cmds) - 1;
     rkb_cmds_t *pipe = t->cmds;
     if (t->exactly_once) {
-        build_script_calls(t);
+        if (!build_script_calls(t))
+            return ROUND_FAILED;
         pipe = t->pipe;
     } else if (!t->multiexec) {
         /* Runs of plain SETs become one MSET (and of DELs one DEL): Redis parses and answers
          * one command per run instead of one per record. */
-        coalesce(t->cmds, &t->cmd_map, &t->cmd_map_cap);
+        coalesce(t, t->cmds, &t->cmd_map, &t->cmd_map_cap);
     }
     size_t wait_index = 0;
     if (t->wait_replicas > 0) {
@@ -1264,7 +1320,7 @@ static round_t apply_eos_plain(rkb_sink_task_t *t) {
         rkb_cmds_begin(t->pipe);
         rkb_cmds_args(t->pipe, offsets ? "EXEC" : "DISCARD");
         rkb_cmds_end(t->pipe);
-        size_t n = ensure_replies(t, coalesce(t->pipe, &t->cmd_map, &t->cmd_map_cap));
+        size_t n = ensure_replies(t, coalesce(t, t->pipe, &t->cmd_map, &t->cmd_map_cap));
         if (rkb_failpoint_armed("crash_mid_batch", max_offset))
             crash_half_sent(t, t->pipe, max_offset); /* no EXEC: nothing applies */
         if (rkb_redis_pipeline(t->redis, t->pipe, t->replies, why, sizeof(why)) != RKB_REDIS_OK) {
@@ -1316,8 +1372,8 @@ static round_t apply_batch(rkb_sink_task_t *t) {
         return enriched;
 
     encode_batch(t, t->cmds);
-    round_t sent = t->exactly_once && plain_writes_only(t) ? apply_eos_plain(t)
-                                                           : send_and_settle(t);
+    bool plain = t->exactly_once && !rkb_redis_is_cluster(t->redis) && plain_writes_only(t);
+    round_t sent = plain ? apply_eos_plain(t) : send_and_settle(t);
     if (sent != ROUND_PROGRESS)
         return sent;
 
@@ -1421,7 +1477,7 @@ static round_t apply_pipelined(rkb_sink_task_t *t, bool intake) {
     }
     bool transient = false;
     if (sent) {
-        flight->ncmds = coalesce(flight->cmds, &flight->map, &flight->map_cap);
+        flight->ncmds = coalesce(t, flight->cmds, &flight->map, &flight->map_cap);
         if (rkb_failpoint_armed("crash_mid_batch", flight->max_offset)) {
             if (t->flights[older].active) /* its replies come first */
                 receive_flight(t, older);

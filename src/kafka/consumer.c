@@ -589,6 +589,23 @@ size_t rkb_consumer_assignment_size(rkb_consumer_t *c) {
     return cnt;
 }
 
+size_t rkb_consumer_assignment(rkb_consumer_t *c, rkb_toppar_t **parts) {
+    rd_kafka_topic_partition_list_t *assignment = NULL;
+    size_t cnt = 0;
+    *parts = NULL;
+    if (!rd_kafka_assignment(c->rk, &assignment) && assignment) {
+        cnt = (size_t)assignment->cnt;
+        *parts = rkb_calloc(cnt ? cnt : 1, sizeof(**parts));
+        for (size_t i = 0; i < cnt; i++) {
+            (*parts)[i].topic = rkb_strdup(assignment->elems[i].topic);
+            (*parts)[i].partition = assignment->elems[i].partition;
+            (*parts)[i].offset = RKB_OFFSET_INVALID;
+        }
+        rd_kafka_topic_partition_list_destroy(assignment);
+    }
+    return cnt;
+}
+
 void rkb_consumer_close(rkb_consumer_t *c) {
     if (!c)
         return;

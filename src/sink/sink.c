@@ -123,6 +123,8 @@ struct rkb_sink_task_s {
     rkb_eos_call_t *eos_call;
     rkb_cmds_t *pipe;      /* the script calls built from cmds */
     bool script_loaded;    /* on the current connection: the exactly-once or the cache script */
+    bool was_connected;    /* a connection was up before: the next one is a reconnect */
+    bool rewind;           /* exactly-once: go back to the offsets Redis holds (see rewind) */
     rkb_toppar_t *restore; /* assigned partitions whose start offset is still to be read */
     size_t restore_cnt;
 
@@ -477,6 +479,10 @@ static int ensure_connected(rkb_sink_task_t *t) {
     if (!rkb_redis_is_connected(t->redis)) {
         t->script_loaded = false;
         int rc = setup_result(t, rkb_redis_connect(t->redis, why, sizeof(why)), "", why);
+        if (!rc && t->was_connected && t->exactly_once)
+            t->rewind = true;
+        if (!rc)
+            t->was_connected = true;
         if (!rc)
             rc = check_commands(t);
         if (!rc && t->multiexec && rkb_redis_is_cluster(t->redis)) {
@@ -1361,12 +1367,20 @@ static round_t apply_eos_plain(rkb_sink_task_t *t) {
     return ROUND_TRANSIENT;
 }
 
+static int rewind_to_stored(rkb_sink_task_t *t);
+
 static round_t apply_batch(rkb_sink_task_t *t) {
     if (!t->cnt)
         return ROUND_EMPTY;
     int rc = ensure_connected(t);
     if (rc)
         return rc < 0 ? ROUND_FAILED : ROUND_TRANSIENT;
+    if (t->rewind) {
+        if (rewind_to_stored(t))
+            return ROUND_TRANSIENT;
+        if (!t->cnt)
+            return ROUND_EMPTY;
+    }
     round_t enriched = enrich_batch(t); /* a no-op without enrich.key */
     if (enriched != ROUND_PROGRESS)
         return enriched;
@@ -1570,6 +1584,40 @@ static int read_start_offsets(rkb_sink_task_t *t, rkb_toppar_t *parts, size_t cn
     free(partitions);
     free(offsets);
     return rc == RKB_REDIS_OK ? 0 : -1;
+}
+
+/*
+ * Exactly-once, after a reconnect: Redis may hold less than it acknowledged before. A failover
+ * promotes a replica that had not yet received the last writes of its master (replication is
+ * asynchronous), and those writes took their offsets with them (one script, one slot). So the
+ * offsets Redis holds now are read again, and each partition that has one goes back there:
+ * what it holds in hand is dropped and read again from Kafka. Records below the stored offset
+ * are still skipped by the script; records the new master lost are applied again. A partition
+ * with no stored offset keeps its place (nothing of it was applied, or the loss took all of it:
+ * the rare case left, its committed offset then leads).
+ */
+static int rewind_to_stored(rkb_sink_task_t *t) {
+    rkb_toppar_t *parts;
+    size_t cnt = rkb_consumer_assignment(t->consumer, &parts);
+    int rc = cnt ? read_start_offsets(t, parts, cnt) : 0;
+    if (!rc && cnt) {
+        bool *keep = rkb_calloc(t->cnt ? t->cnt : 1, sizeof(*keep));
+        for (size_t i = 0; i < t->cnt; i++) {
+            keep[i] = true;
+            for (size_t p = 0; p < cnt && keep[i]; p++)
+                keep[i] = !(parts[p].offset >= 0 && parts[p].partition == t->recs[i].partition &&
+                            !strcmp(parts[p].topic, t->recs[i].topic));
+        }
+        compact_batch(t, keep);
+        free(keep);
+        rkb_consumer_seek(t->consumer, parts, cnt);
+    }
+    for (size_t p = 0; p < cnt; p++)
+        free((char *)parts[p].topic);
+    free(parts);
+    if (!rc)
+        t->rewind = false;
+    return rc;
 }
 
 static void restore_forget(rkb_sink_task_t *t, const rkb_toppar_t *parts, size_t cnt) {

@@ -141,8 +141,7 @@ int rkb_sentinel_conf_from_uri(rkb_redis_conf_t *conf, const char *uri, char *er
     for (size_t i = 0; i < cnt; i++) {
         const char *comma = memchr(item, ',', (size_t)(hosts_end - item));
         const char *item_end = comma ? comma : hosts_end;
-        if (parse_sentinel(item, (size_t)(item_end - item), &sentinels[i], errstr,
-                           errstr_size)) {
+        if (parse_sentinel(item, (size_t)(item_end - item), &sentinels[i], errstr, errstr_size)) {
             for (size_t j = 0; j < i; j++)
                 free(sentinels[j].host);
             free(sentinels);
@@ -309,8 +308,7 @@ int rkb_sentinel_resolve(const rkb_redis_conf_t *conf, const char *component, ch
         char why[512];
         if (ask_sentinel(sentinel, 3, argv, timeout_ms, &reply, why, sizeof(why)) == RKB_REDIS_OK) {
             if (reply->type == REDIS_REPLY_NIL) {
-                snprintf(why, sizeof(why), "monitors no master named '%s'",
-                         conf->sentinel_master);
+                snprintf(why, sizeof(why), "monitors no master named '%s'", conf->sentinel_master);
                 unknown++;
             } else if (reply->type == REDIS_REPLY_ERROR) {
                 snprintf(why, sizeof(why), "%s", reply->str);
@@ -318,8 +316,8 @@ int rkb_sentinel_resolve(const rkb_redis_conf_t *conf, const char *component, ch
                 err = RKB_REDIS_OK;
                 bool ipv6 = strchr(*host, ':') != NULL;
                 rkb_log_info(component, "redis sentinel %s:%d: master '%s' is at %s%s%s:%d",
-                             sentinel->host, sentinel->port, conf->sentinel_master,
-                             ipv6 ? "[" : "", *host, ipv6 ? "]" : "", *port);
+                             sentinel->host, sentinel->port, conf->sentinel_master, ipv6 ? "[" : "",
+                             *host, ipv6 ? "]" : "", *port);
             }
             freeReplyObject(reply);
         }
@@ -342,8 +340,7 @@ int rkb_sentinel_resolve(const rkb_redis_conf_t *conf, const char *component, ch
     return err;
 }
 
-int rkb_sentinel_check_master(rkb_redis_t *r, const char *addr, char *errstr,
-                              size_t errstr_size) {
+int rkb_sentinel_check_master(rkb_redis_t *r, const char *addr, char *errstr, size_t errstr_size) {
     const char *argv[] = {"ROLE"};
     redisReply *reply = rkb_redis_command(r, 1, argv, NULL, errstr, errstr_size);
     if (!reply)

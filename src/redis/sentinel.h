@@ -44,7 +44,6 @@ int rkb_sentinel_resolve(const rkb_redis_conf_t *conf, const char *component, ch
  * RKB_REDIS_ERR_IO with errstr when it is a replica (demoted by a failover the sentinel asked
  * had not seen yet: ask again later) or the connection failed; the code of the error reply
  * (rkb_redis_error_code) otherwise. addr prefixes errstr. */
-int rkb_sentinel_check_master(rkb_redis_t *r, const char *addr, char *errstr,
-                              size_t errstr_size);
+int rkb_sentinel_check_master(rkb_redis_t *r, const char *addr, char *errstr, size_t errstr_size);
 
 #endif

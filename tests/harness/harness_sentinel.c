@@ -122,8 +122,8 @@ static void start_sentinel(h_sentinel_group_t *group, int i, int master_port) {
                 "sentinel down-after-milliseconds %s 1000\n"
                 "sentinel failover-timeout %s 3000\n"
                 "sentinel parallel-syncs %s 1\n",
-                port, dir, group->master_name, master_port, group->master_name,
-                group->master_name, group->master_name);
+                port, dir, group->master_name, master_port, group->master_name, group->master_name,
+                group->master_name);
         fclose(fp);
         int log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
         if (log_fd < 0)
@@ -201,8 +201,8 @@ h_sentinel_group_t *h_sentinel_group_start(int sentinels, const char *master_nam
     snprintf(args, sizeof(args), "--replicaof 127.0.0.1 %d", group->master->port);
     group->replica = h_redis_start(args);
     if (!H_WAIT_FOR(replica_in_sync(group->replica), READY_TIMEOUT_MS))
-        h_fatal("replica on port %d never synced with the master on port %d",
-                group->replica->port, group->master->port);
+        h_fatal("replica on port %d never synced with the master on port %d", group->replica->port,
+                group->master->port);
 
     group->sentinel_cnt = sentinels;
     g->cleanup = h_cleanup_register(cleanup_group, group);

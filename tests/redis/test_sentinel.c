@@ -30,9 +30,9 @@ static void test_uri_good(void **state) {
     char errstr[256], where[256];
     rkb_redis_conf_init(&conf);
 
-    assert_int_equal(rkb_redis_conf_from_uri(
-                         &conf, "redis-sentinel://h1,h2:26380,[::1]:7000/3#mymaster", errstr,
-                         sizeof(errstr)),
+    assert_int_equal(rkb_redis_conf_from_uri(&conf,
+                                             "redis-sentinel://h1,h2:26380,[::1]:7000/3#mymaster",
+                                             errstr, sizeof(errstr)),
                      0);
     assert_string_equal(conf.sentinel_master, "mymaster");
     assert_int_equal(conf.sentinel_cnt, 3);
@@ -49,9 +49,9 @@ static void test_uri_good(void **state) {
                         "sentinel mymaster via h1:26379,h2:26380,[::1]:7000/3");
 
     /* The password is the master's; it may hold '#', ',' and '@' (the last '@' ends it). */
-    assert_int_equal(rkb_redis_conf_from_uri(&conf, "redis-sentinel://u:p%40ss#,@x@h#m", errstr,
-                                             sizeof(errstr)),
-                     0);
+    assert_int_equal(
+        rkb_redis_conf_from_uri(&conf, "redis-sentinel://u:p%40ss#,@x@h#m", errstr, sizeof(errstr)),
+        0);
     assert_string_equal(conf.username, "u");
     assert_string_equal(conf.password, "p@ss#,@x");
     assert_string_equal(conf.sentinel_master, "m");

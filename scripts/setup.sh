@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config librdkafka-dev libhiredis-dev libjansson-dev
-          libcmocka-dev libmicrohttpd-dev libssl-dev openssl libjemalloc-dev redis-server redis-tools kcat)
+          libcmocka-dev libmicrohttpd-dev libssl-dev openssl libjemalloc-dev redis-server redis-sentinel redis-tools kcat)
 [ "${1:-}" = "--bench-deps" ] && packages+=(python3-confluent-kafka python3-redis time)
 missing=()
 for pkg in "${packages[@]}"; do

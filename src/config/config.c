@@ -8,6 +8,7 @@
  */
 #include "config/config.h"
 #include "kafka/kafka_conf.h"
+#include "redis/redis.h"
 #include "util/util.h"
 
 #include <errno.h>
@@ -977,7 +978,8 @@ rkb_connector_kind_t rkb_config_connector_kind(const rkb_config_t *conf) {
 static const char *redis_uri_problem(const char *uri) {
     bool tls = !strncasecmp(uri, "rediss://", 9);
     if (!tls && strncasecmp(uri, "redis://", 8))
-        return "must start with redis:// or rediss:// (redis://[[user]:password@]host[:port][/db])";
+        return "must start with redis:// or rediss:// (redis://[[user]:password@]host[:port][/db]), "
+               "or redis-sentinel:// (redis-sentinel://host[:port][,host[:port]...][/db]#MASTER)";
     const char *authority = uri + (tls ? 9 : 8);
     size_t authority_len = strcspn(authority, "/");
     const char *host = authority;
@@ -1199,7 +1201,19 @@ int rkb_config_validate(const rkb_config_t *conf, rkb_errors_t *errs) {
         problems += validate_sink(conf, where, errs);
 
     const char *uri = rkb_config_get(conf, "redis.uri");
-    const char *uri_problem = uri && *uri ? redis_uri_problem(uri) : NULL;
+    bool sentinel = uri && (!strncasecmp(uri, "redis-sentinel://", 17) ||
+                            !strncasecmp(uri, "rediss-sentinel://", 18));
+    const char *uri_problem = uri && *uri && !sentinel ? redis_uri_problem(uri) : NULL;
+    char sentinel_problem[512];
+    if (sentinel && kind != RKB_CONNECTOR_SINK) {
+        /* The sentinel form is parsed by the redis module itself (for a sink, validate_sink
+         * already did). */
+        rkb_redis_conf_t parsed;
+        rkb_redis_conf_init(&parsed);
+        if (rkb_redis_conf_from_uri(&parsed, uri, sentinel_problem, sizeof(sentinel_problem)))
+            uri_problem = sentinel_problem;
+        rkb_redis_conf_clear(&parsed);
+    }
     if (uri_problem) {
         rkb_errors_add(errs, "%s: redis.uri: %s", rkb_config_origin(conf, "redis.uri"),
                        uri_problem);

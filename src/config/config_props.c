@@ -55,7 +55,12 @@ static const rkb_property_t properties[] = {
      .default_value = "",
      .scope = RKB_SCOPE_ALL,
      .doc = "Redis server as redis://[[user]:password@]host[:port][/db], or rediss://... for "
-            "TLS; when set it wins over redis.host and redis.port"},
+            "TLS; or a Redis Sentinel master as "
+            "redis-sentinel://[[user]:password@]host[:port][,host[:port]...][/db]#MASTER "
+            "(sentinels' default port 26379; asked in order, without AUTH, at every connect; "
+            "the password is the master's; set redis.wait.replicas, or a failover can lose the "
+            "last writes the old master acknowledged); when set it wins over redis.host and "
+            "redis.port"},
     {.name = "redis.host",
      .type = RKB_PROP_STRING,
      .default_value = "localhost",
@@ -264,14 +269,17 @@ static const rkb_property_t properties[] = {
      .min = 0,
      .max = 100,
      .scope = RKB_SCOPE_SINK,
-     .doc = "After each batch, WAIT until this many replicas have it; 0: do not wait"},
+     .doc = "After each batch, WAIT until this many replicas have it, else write it again; "
+            "0: do not wait. With Redis Sentinel, 1 or more keeps a failover from losing "
+            "records whose offsets were committed"},
     {.name = "redis.wait.timeout",
      .type = RKB_PROP_INT,
      .default_value = "1000",
      .min = 0,
      .max = 2147483647,
      .scope = RKB_SCOPE_SINK,
-     .doc = "WAIT timeout in milliseconds; 0 blocks until the replicas have the batch"},
+     .doc = "WAIT timeout in milliseconds; 0 blocks until the replicas have the batch; keep "
+            "it below redis.timeout, which bounds every reply"},
     {.name = "redis.increment",
      .type = RKB_PROP_TEMPLATE,
      .default_value = "${value}",

@@ -163,6 +163,13 @@ static int node_get(rkb_redis_t *r, const char *host, int port) {
     conf.host = rkb_strdup(host);
     conf.port = port;
     conf.cluster = RKB_REDIS_CLUSTER_OFF;
+    free(conf.sentinel_master); /* a node is reached directly */
+    conf.sentinel_master = NULL;
+    for (size_t i = 0; i < conf.sentinel_cnt; i++)
+        free(conf.sentinels[i].host);
+    free(conf.sentinels);
+    conf.sentinels = NULL;
+    conf.sentinel_cnt = 0;
     node->conn = rkb_redis_new(&conf, r->component);
     node->conn->metrics = NULL; /* the cluster handle reports for all of its nodes */
     rkb_redis_conf_clear(&conf);

@@ -14,6 +14,7 @@
  */
 #include "redis/redis.h"
 #include "redis/redis_int.h"
+#include "redis/sentinel.h"
 #include "redis/transport.h"
 
 #include "metrics/metrics.h"
@@ -84,6 +85,7 @@ void rkb_redis_conf_clear(rkb_redis_conf_t *conf) {
     free(conf->tls.key_file);
     free_secret(conf->tls.key_password);
     free(conf->tls.server_name);
+    rkb_sentinel_conf_clear(conf);
     memset(conf, 0, sizeof(*conf));
 }
 
@@ -103,9 +105,12 @@ void rkb_redis_conf_copy(rkb_redis_conf_t *dst, const rkb_redis_conf_t *src) {
     dst->tls.key_file = strdup_or_null(src->tls.key_file);
     dst->tls.key_password = strdup_or_null(src->tls.key_password);
     dst->tls.server_name = strdup_or_null(src->tls.server_name);
+    rkb_sentinel_conf_copy(dst, src);
 }
 
 const char *rkb_redis_conf_describe(const rkb_redis_conf_t *conf, char *buf, size_t size) {
+    if (conf->sentinel_master)
+        return rkb_sentinel_describe(conf, buf, size);
     const char *host = conf->host ? conf->host : DEFAULT_HOST;
     bool ipv6 = strchr(host, ':') != NULL;
     snprintf(buf, size, "%s%s%s:%d/%d", ipv6 ? "[" : "", host, ipv6 ? "]" : "", conf->port,
@@ -210,6 +215,8 @@ int rkb_redis_conf_from_uri(rkb_redis_conf_t *conf, const char *uri, char *errst
     int port = DEFAULT_PORT;
     int64_t db = 0;
 
+    if (rkb_sentinel_uri_matches(uri))
+        return rkb_sentinel_conf_from_uri(conf, uri, errstr, errstr_size);
     if (!strncasecmp(uri, scheme, sizeof(scheme) - 1)) {
         scheme_len = sizeof(scheme) - 1;
     } else if (!strncasecmp(uri, tls_scheme, sizeof(tls_scheme) - 1)) {
@@ -274,6 +281,7 @@ int rkb_redis_conf_from_uri(rkb_redis_conf_t *conf, const char *uri, char *errst
     conf->password = password;
     conf->db = (int)db;
     conf->tls.enabled = tls;
+    rkb_sentinel_conf_clear(conf);
     return 0;
 
 fail:
@@ -285,13 +293,21 @@ fail:
 
 /* ---- Connection --------------------------------------------------------------------------- */
 
+/* r->addr from r->conf's host and port. */
+static void set_addr(rkb_redis_t *r) {
+    bool ipv6 = strchr(r->conf.host, ':') != NULL;
+    snprintf(r->addr, sizeof(r->addr), "%s%s%s:%d", ipv6 ? "[" : "", r->conf.host, ipv6 ? "]" : "",
+             r->conf.port);
+}
+
 rkb_redis_t *rkb_redis_new(const rkb_redis_conf_t *conf, const char *component) {
     rkb_redis_t *r = rkb_calloc(1, sizeof(*r));
     rkb_redis_conf_copy(&r->conf, conf);
     r->component = rkb_strdup(component ? component : "redis");
-    bool ipv6 = strchr(r->conf.host, ':') != NULL;
-    snprintf(r->addr, sizeof(r->addr), "%s%s%s:%d", ipv6 ? "[" : "", r->conf.host, ipv6 ? "]" : "",
-             r->conf.port);
+    if (r->conf.sentinel_master) /* until a sentinel gives the master's address */
+        snprintf(r->addr, sizeof(r->addr), "sentinel master '%.200s'", r->conf.sentinel_master);
+    else
+        set_addr(r);
     rkb_buf_init(&r->resp);
     r->metrics = rkb_task_metrics_current();
     return r;
@@ -571,8 +587,30 @@ static int session_setup(rkb_redis_t *r, char *errstr, size_t errstr_size) {
  * TLS handshake, plus one command timeout per setup command). */
 static int connect_once(rkb_redis_t *r, char *errstr, size_t errstr_size);
 
+/* Redis Sentinel (sentinel.c): the master's address as the sentinels give it now, the usual
+ * connect there, then ROLE, so that a server demoted since the sentinel last looked is not
+ * written to. r->conf.host and port hold the last address given. */
+static int connect_via_sentinel(rkb_redis_t *r, char *errstr, size_t errstr_size) {
+    char *host;
+    int port;
+    if (r->conn)
+        rkb_redis_close(r);
+    int err = rkb_sentinel_resolve(&r->conf, r->component, &host, &port, errstr, errstr_size);
+    if (err)
+        return err;
+    free(r->conf.host);
+    r->conf.host = host;
+    r->conf.port = port;
+    set_addr(r);
+    if (!(err = connect_once(r, errstr, errstr_size)) &&
+        (err = rkb_sentinel_check_master(r, r->addr, errstr, errstr_size)))
+        rkb_redis_close(r);
+    return err;
+}
+
 int rkb_redis_connect_one(rkb_redis_t *r, char *errstr, size_t errstr_size) {
-    int err = connect_once(r, errstr, errstr_size);
+    int err = r->conf.sentinel_master ? connect_via_sentinel(r, errstr, errstr_size)
+                                      : connect_once(r, errstr, errstr_size);
     set_state(r, err == RKB_REDIS_OK ? RKB_CONN_UP : RKB_CONN_DOWN);
     return err;
 }
@@ -587,7 +625,7 @@ int rkb_redis_connect(rkb_redis_t *r, char *errstr, size_t errstr_size) {
         return err;
     }
     int err = rkb_redis_connect_one(r, errstr, errstr_size);
-    if (!err && r->conf.cluster != RKB_REDIS_CLUSTER_OFF) {
+    if (!err && r->conf.cluster != RKB_REDIS_CLUSTER_OFF && !r->conf.sentinel_master) {
         err = rkb_cluster_detect(r, errstr, errstr_size);
         if (err)
             rkb_redis_close(r);
@@ -712,16 +750,29 @@ int rkb_redis_pipeline_recv(rkb_redis_t *r, size_t count, redisReply **replies, 
     }
     if (count == 0)
         return RKB_REDIS_OK;
+    bool demoted = false;
     for (size_t got = 0; got < count; got++) {
         if (await_reply(r, &replies[got], errstr, errstr_size)) {
             /* A batch is all or nothing for the caller: it sends the whole batch again. */
             rkb_redis_replies_free(replies, got);
             return RKB_REDIS_ERR_IO;
         }
+        const char *error = rkb_redis_reply_error(replies[got]);
+        demoted = demoted || (error && starts_with_word(error, "READONLY"));
     }
     if (r->sent_head != r->sent_tail) {
         int64_t started_us = r->sent_us[r->sent_head++ % RKB_ARRAY_SIZE(r->sent_us)];
         rkb_task_metrics_redis_round_trip(r->metrics, rkb_now_us() - started_us, count);
+    }
+    /* READONLY: this server is a replica now (a failover demoted it). The caller retries those
+     * commands (a transient error); closing makes that retry connect again, through the
+     * sentinels to the new master, instead of writing to this replica forever. A batch sent
+     * behind this one is lost with the connection, and resent, as after any disconnect. */
+    if (demoted) {
+        rkb_log_warn(r->component, "redis %s answered READONLY (a replica now): reconnecting",
+                     r->addr);
+        drop_connection(r);
+        set_state(r, RKB_CONN_DOWN);
     }
     return RKB_REDIS_OK;
 }

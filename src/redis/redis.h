@@ -64,10 +64,16 @@ typedef enum {
     RKB_REDIS_CLUSTER_OFF,      /* a single server: never ask */
 } rkb_redis_cluster_mode_t;
 
+/* A server's address: one Redis Sentinel of a redis-sentinel:// URI. host is owned. */
+typedef struct rkb_redis_addr_s {
+    char *host;
+    int port;
+} rkb_redis_addr_t;
+
 /* Where and how to connect. Strings are owned by the struct (rkb_redis_conf_clear). */
 typedef struct rkb_redis_conf_s {
-    char *host;     /* default "localhost" */
-    int port;       /* default 6379 */
+    char *host;     /* default "localhost"; unused with sentinel_master */
+    int port;       /* default 6379; unused with sentinel_master */
     char *username; /* ACL user, or NULL */
     char *password; /* or NULL */
     int db;         /* SELECT db when > 0 */
@@ -76,19 +82,30 @@ typedef struct rkb_redis_conf_s {
     char *client_name;      /* CLIENT SETNAME, or NULL */
     rkb_redis_cluster_mode_t cluster;
     rkb_redis_tls_conf_t tls;
+    /* Redis Sentinel (redis-sentinel://, sentinel.c): when sentinel_master is set, every
+     * connect asks sentinels[0..sentinel_cnt) in turn for the address of the master of that
+     * name, and connects there (username, password, db, TLS apply to the master; the sentinels
+     * are asked without AUTH nor TLS). Owned: NULL and 0 when not used. */
+    char *sentinel_master;
+    rkb_redis_addr_t *sentinels;
+    size_t sentinel_cnt;
 } rkb_redis_conf_t;
 
 /* Fills conf with defaults (localhost:6379, db 0, 10 s timeouts). */
 void rkb_redis_conf_init(rkb_redis_conf_t *conf);
 /* Parses "redis://[[user]:password@]host[:port][/db]" (user and password percent-decoded) into
- * conf (over whatever it held); "rediss://" is the same with conf->tls.enabled set. Returns 0,
- * or -1 with errstr; errstr never contains the password. */
+ * conf (over whatever it held); "rediss://" is the same with conf->tls.enabled set;
+ * "redis-sentinel://[[user]:password@]host[:port][,host[:port]...][/db]#MASTER" names the
+ * sentinels (default port 26379) to ask for the master MASTER (redis-kafka-connect's and
+ * Lettuce's form). Returns 0, or -1 with errstr (conf unchanged); errstr never contains the
+ * password. */
 int rkb_redis_conf_from_uri(rkb_redis_conf_t *conf, const char *uri, char *errstr,
                             size_t errstr_size);
 void rkb_redis_conf_clear(rkb_redis_conf_t *conf);
 /* Copies src into dst (dst is overwritten, not freed: initialize or clear it first). */
 void rkb_redis_conf_copy(rkb_redis_conf_t *dst, const rkb_redis_conf_t *src);
-/* "host:port/db" for logs: never the password. Writes into buf, returns buf. */
+/* "host:port/db" for logs, or "sentinel MASTER via h1:26379,h2:26379/db": never the password.
+ * Writes into buf, returns buf. */
 const char *rkb_redis_conf_describe(const rkb_redis_conf_t *conf, char *buf, size_t size);
 
 /*
@@ -133,7 +150,9 @@ rkb_redis_t *rkb_redis_new(const rkb_redis_conf_t *conf, const char *component);
 void rkb_redis_destroy(rkb_redis_t *r); /* closes; NULL is safe */
 
 /* Connects (closing any old connection), with TLS as configured, then AUTH, SELECT and CLIENT
- * SETNAME as configured, then PING. Returns RKB_REDIS_OK or an error code with errstr (no
+ * SETNAME as configured, then PING. With a sentinel master, first asks the sentinels where the
+ * master is, and after the setup checks with ROLE that the server is a master (a sentinel that
+ * has not seen a failover yet, or a master just demoted: RKB_REDIS_ERR_IO). Returns RKB_REDIS_OK or an error code with errstr (no
  * password in it): RKB_REDIS_ERR_IO may pass by itself (retry with backoff); RKB_REDIS_ERR_AUTH
  * (wrong user or password), RKB_REDIS_ERR_TLS (certificate not trusted, name mismatch, TLS
  * settings or files unusable, the server refused our certificate) and RKB_REDIS_ERR_PROTO do
@@ -149,7 +168,9 @@ void rkb_redis_close(rkb_redis_t *r);
 
 /* Sends every command in cmds in one write and reads one reply per command, in order, into
  * replies[0..count-1] (caller frees them with rkb_redis_replies_free). Error replies
- * (REDIS_REPLY_ERROR) are replies, not failures. Returns RKB_REDIS_OK, or RKB_REDIS_ERR_IO with
+ * (REDIS_REPLY_ERROR) are replies, not failures; but a READONLY reply (the server is a replica
+ * now: a failover demoted it) closes the connection once the batch is read, so that the next
+ * connect finds the new master (through the sentinels). Returns RKB_REDIS_OK, or RKB_REDIS_ERR_IO with
  * errstr when the connection failed (not connected, write or read error, timeout): then the
  * connection is closed, replies[] is all NULL, and the caller may reconnect and send the whole
  * batch again. */

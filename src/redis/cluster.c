@@ -177,11 +177,15 @@ static int node_get(rkb_redis_t *r, const char *host, int port) {
     return (int)c->node_cnt++;
 }
 
+/* A node that cannot be reached makes the handle unready: the next rkb_redis_connect learns
+ * the slots again (a failover may have moved them to a replica by then). */
 static int node_connect(rkb_redis_t *r, cnode_t *node, char *errstr, size_t errstr_size) {
-    (void)r;
     if (node->conn->conn)
         return RKB_REDIS_OK;
-    return rkb_redis_connect_one(node->conn, errstr, errstr_size);
+    int err = rkb_redis_connect_one(node->conn, errstr, errstr_size);
+    if (err)
+        r->cluster->ready = false;
+    return err;
 }
 
 /* The first node that masters a slot: where keyless commands go. */
@@ -733,8 +737,11 @@ int rkb_cluster_script_load(rkb_redis_t *r, const char *what, const char *text, 
         cnode_t *node = &c->nodes[n];
         if ((err = node_connect(r, node, errstr, errstr_size)))
             return err;
-        if ((err = rkb_redis_script_load(node->conn, what, text, len, sha, errstr, errstr_size)))
+        if ((err = rkb_redis_script_load(node->conn, what, text, len, sha, errstr, errstr_size))) {
+            if (err == RKB_REDIS_ERR_IO)
+                c->ready = false;
             return err;
+        }
     }
     if (!err && !script_find(c, sha, 40)) {
         c->scripts = rkb_realloc(c->scripts, (c->script_cnt + 1) * sizeof(*c->scripts));

@@ -619,10 +619,12 @@ static const rkb_property_t properties[] = {
      .doc = "Redis consumer group; tasks and processes in one group share the entries"},
     {.name = "redis.stream.consumer.name",
      .type = RKB_PROP_TEMPLATE,
-     .default_value = "consumer-${task}",
+     .default_value = "consumer-${task}-${worker}",
      .scope = RKB_SCOPE_STREAM_SOURCE,
-     .doc = "Consumer name, ${task} = the task number; must be stable across restarts and "
-            "unique per process in the group (its pending entries belong to it)"},
+     .doc = "Consumer name, ${task} = the task number, ${worker} = the process (the worker's "
+            "worker.id); must be stable across restarts and unique per process in the group (its "
+            "pending entries belong to it). redis-kafka-connect's consumer-${task} fits only one "
+            "process per group: every process runs every task"},
     {.name = "redis.stream.delivery",
      .type = RKB_PROP_ENUM,
      .default_value = "at-least-once",
@@ -706,6 +708,16 @@ static const rkb_property_t properties[] = {
      .scope = RKB_SCOPE_WORKER,
      .doc = "Where the REST API listens, as http://HOST:PORT or HOST:PORT (one listener; port 0: "
             "any free port, logged at start); --listen sets it"},
+    {.name = "worker.id",
+     .type = RKB_PROP_STRING,
+     .default_value = "",
+     .scope = RKB_SCOPE_WORKER,
+     .doc = "This process among the workers that share connectors: ${worker} in "
+            "redis.stream.consumer.name, so unique per process and stable across restarts. Empty: "
+            "HOSTNAME:PORT with the port of listeners (HOSTNAME:pPID when that port is 0, which "
+            "is not stable: a restarted process leaves its pending entries to "
+            "redis.stream.claim.min.idle.ms); set it when several processes on one host use the "
+            "same port setting"},
     {.name = "rest.auth.token",
      .type = RKB_PROP_PASSWORD,
      .default_value = "",

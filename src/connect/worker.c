@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define COMPONENT "worker"
 /* Origin of the values of configs that came as JSON (the REST API, the config topic): their
@@ -44,6 +45,7 @@ struct rkb_worker_s {
     rkb_store_t *store;
     char *store_error; /* the config topic could not be read at start: changes are refused */
     char *worker_id;
+    char *worker_name; /* ${worker} of the connectors it starts: worker.id or its default */
     pthread_mutex_t lock; /* entries, their fields, pending, worker_id */
     pthread_cond_t wake;
     bool pending; /* a request left work for the main thread */
@@ -233,10 +235,33 @@ static bool name_ok(const char *name, char *errstr, size_t errstr_size) {
 
 /* ---- Life cycle ------------------------------------------------------------------------------- */
 
+/* worker.id, or HOSTNAME:PORT with the port of listeners (HOSTNAME:pPID when it is 0), as
+ * config_props.c documents it. Known before the REST API listens: the connectors of files start
+ * first. */
+static char *worker_name(const rkb_config_t *conf) {
+    const char *id = rkb_config_get(conf, "worker.id");
+    if (id && *id)
+        return rkb_strdup(id);
+    char host[256] = "";
+    if (gethostname(host, sizeof(host) - 1) || !host[0])
+        snprintf(host, sizeof(host), "localhost");
+    const char *listener = rkb_config_get(conf, "listeners");
+    const char *colon = listener ? strrchr(listener, ':') : NULL;
+    long port = colon ? strtol(colon + 1, NULL, 10) : 0;
+    rkb_buf_t out;
+    rkb_buf_init(&out);
+    if (port > 0)
+        rkb_buf_appendf(&out, "%s:%ld", host, port);
+    else
+        rkb_buf_appendf(&out, "%s:p%ld", host, (long)getpid());
+    return out.data;
+}
+
 rkb_worker_t *rkb_worker_new(rkb_config_t *conf) {
     rkb_worker_t *w = rkb_calloc(1, sizeof(*w));
     w->conf = conf;
     w->worker_id = rkb_strdup("rkbridge");
+    w->worker_name = worker_name(conf);
     pthread_mutex_init(&w->lock, NULL);
     pthread_mutex_init(&w->change_lock, NULL);
     pthread_condattr_t attr;
@@ -296,37 +321,122 @@ bool rkb_worker_add_file(rkb_worker_t *w, const char *path, rkb_errors_t *errs) 
     return true;
 }
 
-/* A connector from the config topic. @locality main thread, at start */
-static void on_stored(const char *name, json_t *config, const char *target_state, void *opaque) {
-    rkb_worker_t *w = opaque;
-    entry_t *e = find(w, name);
-    if (e && e->file) {
-        rkb_log_warn(COMPONENT,
-                     "connector '%s' from %s is also kept in topic %s: the file wins (delete the "
-                     "stored one over the REST API, or rename one)",
-                     name, e->file, rkb_store_topic(w->store));
-        return;
-    }
+static rkb_target_t target_of(const char *target_state) {
+    if (target_state && !strcmp(target_state, "PAUSED"))
+        return RKB_TARGET_PAUSED;
+    if (target_state && !strcmp(target_state, "STOPPED"))
+        return RKB_TARGET_STOPPED;
+    return RKB_TARGET_STARTED;
+}
+
+/* The config of a stored connector, normalized, and its kind; NULL (with a warning) when the
+ * record cannot be a connector. An invalid config is still taken: it FAILs at start, visibly. */
+static json_t *stored_config(rkb_worker_t *w, const char *name, json_t *config,
+                             rkb_connector_kind_t *kind) {
     char why[512];
     json_t *normalized = normalize_config(config, name, why, sizeof(why));
     if (!normalized) {
         rkb_log_warn(COMPONENT, "connector '%s' in topic %s skipped: %s", name,
                      rkb_store_topic(w->store), why);
-        return;
+        return NULL;
     }
     rkb_errors_t errs;
     rkb_errors_init(&errs);
     rkb_config_t *conf = conf_from_json(w, normalized, &errs);
-    rkb_connector_kind_t kind = rkb_config_connector_kind(conf);
+    *kind = rkb_config_connector_kind(conf);
     rkb_config_destroy(conf);
-    rkb_errors_clear(&errs); /* an invalid one is registered and FAILs at start, visibly */
+    rkb_errors_clear(&errs);
+    return normalized;
+}
+
+/* True (with a warning) when the file connector e shadows a stored one of its name. */
+static bool file_wins(rkb_worker_t *w, entry_t *e) {
+    if (!e || !e->file)
+        return false;
+    rkb_log_warn(COMPONENT,
+                 "connector '%s' from %s is also kept in topic %s: the file wins (delete the "
+                 "stored one over the REST API, or rename one)",
+                 e->name, e->file, rkb_store_topic(w->store));
+    return true;
+}
+
+/* A connector from the config topic. @locality main thread, at start */
+static void on_stored(const char *name, json_t *config, const char *target_state, void *opaque) {
+    rkb_worker_t *w = opaque;
+    entry_t *e = find(w, name);
+    if (file_wins(w, e))
+        return;
+    rkb_connector_kind_t kind;
+    json_t *normalized = stored_config(w, name, config, &kind);
+    if (!normalized)
+        return;
     e = add_entry(w, name);
     e->config = normalized;
     e->kind = kind;
-    if (target_state && !strcmp(target_state, "PAUSED"))
-        e->target = RKB_TARGET_PAUSED;
-    else if (target_state && !strcmp(target_state, "STOPPED"))
-        e->target = RKB_TARGET_STOPPED;
+    e->target = target_of(target_state);
+}
+
+/* Sets e's target state: pauses or resumes its tasks, or asks the main thread to start or stop
+ * them. @locks w->lock held */
+static void apply_target(rkb_worker_t *w, entry_t *e, rkb_target_t target) {
+    rkb_target_t before = e->target;
+    e->target = target;
+    if (e->conn && target != RKB_TARGET_STOPPED && target != before)
+        rkb_connector_pause(e->conn, target == RKB_TARGET_PAUSED);
+    /* From STOPPED the tasks start again (paused, for a pause); a FAILED connector needs a
+     * restart, as in Kafka Connect. */
+    if (!e->conn && before == RKB_TARGET_STOPPED && target != RKB_TARGET_STOPPED && !e->trace)
+        e->start = true;
+    wake_main(w);
+}
+
+/* A change another worker wrote to the config topic (or one of this worker's that failed to
+ * be acknowledged but was stored after all): applied like the request that wrote it, and only
+ * when it changes something, so that the tasks of a connector whose config or state is already
+ * the stored one keep running. @locality main thread @locks w->change_lock held */
+static void on_change(const char *name, rkb_store_change_t what, json_t *config,
+                      const char *target_state, void *opaque) {
+    rkb_worker_t *w = opaque;
+    pthread_mutex_lock(&w->lock);
+    entry_t *e = find(w, name);
+    if (e && e->file) {
+        if (what == RKB_STORE_CONFIG && config)
+            file_wins(w, e);
+    } else if (what == RKB_STORE_TARGET) {
+        /* A removed target state (the first half of a delete) keeps the current one. */
+        if (e && target_state && target_of(target_state) != e->target) {
+            apply_target(w, e, target_of(target_state));
+            rkb_log_info(name, "target state %s (from topic %s)", target_state,
+                         rkb_store_topic(w->store));
+        }
+    } else if (!config) {
+        if (e) {
+            e->deleted = true;
+            wake_main(w);
+            rkb_log_info(name, "connector deleted in topic %s", rkb_store_topic(w->store));
+        }
+    } else {
+        rkb_connector_kind_t kind;
+        json_t *normalized = stored_config(w, name, config, &kind);
+        if (normalized && (!e || !json_equal(e->config, normalized))) {
+            bool created = !e;
+            if (created) {
+                e = add_entry(w, name);
+                e->target = target_of(target_state);
+            }
+            json_decref(e->config);
+            e->config = json_incref(normalized);
+            e->kind = kind;
+            free(e->trace);
+            e->trace = NULL;
+            e->start = true;
+            wake_main(w);
+            rkb_log_info(name, "connector %s in topic %s", created ? "created" : "updated",
+                         rkb_store_topic(w->store));
+        }
+        json_decref(normalized);
+    }
+    pthread_mutex_unlock(&w->lock);
 }
 
 int rkb_worker_start(rkb_worker_t *w, bool required, char *errstr, size_t errstr_size) {
@@ -378,6 +488,8 @@ static void start_entry(rkb_worker_t *w, entry_t *e) {
         invalid_message(&errs, why, sizeof(why));
         rkb_config_destroy(conf);
     } else {
+        /* After validation, which refuses worker keys in a connector's config: ${worker}. */
+        rkb_config_set(conf, "worker.id", w->worker_name, "worker", NULL);
         conn = rkb_connector_start(conf, paused, why, sizeof(why)); /* takes conf */
     }
     rkb_errors_clear(&errs);
@@ -415,6 +527,13 @@ void rkb_worker_tick(rkb_worker_t *w, int wait_ms) {
     entry_t **starting = NULL, **gone = NULL;
     task_ref_t *restarts = NULL;
     size_t stop_cnt = 0, start_cnt = 0, gone_cnt = 0, restart_cnt = 0;
+
+    /* 0. What other workers changed in the config topic. Not when a request holds the change
+     * lock (it may be waiting for the broker): the records wait in the tail until next time. */
+    if (w->store && pthread_mutex_trylock(&w->change_lock) == 0) {
+        rkb_store_poll(w->store, on_change, w);
+        pthread_mutex_unlock(&w->change_lock);
+    }
 
     /* 1. Pick up the work under the lock; connectors to stop leave their entries here. */
     pthread_mutex_lock(&w->lock);
@@ -551,6 +670,7 @@ void rkb_worker_destroy(rkb_worker_t *w) {
     free(w->store_error);
     rkb_config_destroy(w->conf);
     free(w->worker_id);
+    free(w->worker_name);
     pthread_mutex_destroy(&w->lock);
     pthread_mutex_destroy(&w->change_lock);
     pthread_cond_destroy(&w->wake);
@@ -808,14 +928,7 @@ rkb_worker_rc_t rkb_worker_set_target(rkb_worker_t *w, const char *name, rkb_tar
     } else {
         pthread_mutex_lock(&w->lock); /* e is still there: deletes take change_lock too */
         rkb_target_t before = e->target;
-        e->target = target;
-        if (e->conn && target != RKB_TARGET_STOPPED && target != before)
-            rkb_connector_pause(e->conn, target == RKB_TARGET_PAUSED);
-        /* From STOPPED the tasks start again (paused, for a pause); a FAILED connector needs a
-         * restart, as in Kafka Connect. */
-        if (!e->conn && before == RKB_TARGET_STOPPED && target != RKB_TARGET_STOPPED && !e->trace)
-            e->start = true;
-        wake_main(w);
+        apply_target(w, e, target);
         pthread_mutex_unlock(&w->lock);
         if (target != before)
             rkb_log_info(name, "target state %s", target_name(target));

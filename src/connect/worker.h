@@ -12,6 +12,14 @@
  * request is answered (so a 2xx means it is stored); connectors from files are run from their
  * file at every start, and REST changes to them last until the process ends.
  *
+ * Several workers with the same config topic share its connectors (Kafka Connect's distributed
+ * mode, without its task assignment): each keeps reading the topic and applies what the others
+ * wrote — a connector created, its config changed (its tasks restart only when the config
+ * differs), paused, resumed, stopped or deleted. Every worker runs every task of every stored
+ * connector; sink tasks of one connector share the topic's partitions through its consumer group
+ * (connect-NAME), stream source tasks share the streams through the Redis consumer group (each
+ * process under its own consumer name: ${worker} in redis.stream.consumer.name).
+ *
  * Threads and locks:
  * - Requests (REST threads) look and change under the worker's lock, and never block on a
  *   connector: what takes time (starting, stopping, restarting tasks) is only asked for, and
@@ -71,8 +79,10 @@ bool rkb_worker_add_file(rkb_worker_t *w, const char *path, rkb_errors_t *errs);
  * back). @locality main thread */
 int rkb_worker_start(rkb_worker_t *w, bool required, char *errstr, size_t errstr_size);
 
-/* Does what requests asked for (start, stop, restart, delete), then waits up to wait_ms for the
- * next request (returns early when one comes). @locality main thread */
+/* Applies what other workers wrote to the config topic since the last tick (when no request is
+ * changing a connector right then: it takes the change lock, without waiting for it), does what
+ * requests asked for (start, stop, restart, delete), then waits up to wait_ms for the next
+ * request (returns early when one comes). @locality main thread */
 void rkb_worker_tick(rkb_worker_t *w, int wait_ms);
 /* True when nothing runs or waits to: every task ended, nothing pending, and no connector held
  * paused or stopped on request. A run of connector files ends then. */

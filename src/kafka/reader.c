@@ -4,7 +4,8 @@
  * librdkafka's high-level consumer calls (assign, consumer_poll) need a group.id and, with one,
  * look for a group coordinator; this reader needs neither, so it uses the partition-level API:
  * each partition is started at its low watermark on one queue and read until the high
- * watermark queried at the start (records produced meanwhile are not part of the pass).
+ * watermark queried at the start (records produced meanwhile are not part of the pass). A tail
+ * uses the same API on one partition, without an end.
  */
 #include "kafka/reader.h"
 
@@ -181,4 +182,77 @@ done:
     rd_kafka_topic_destroy(rkt);
     rd_kafka_destroy(rk);
     return rc;
+}
+
+/* ---- Following one partition ----------------------------------------------------------------- */
+
+struct rkb_tail_s {
+    const char *component;
+    rd_kafka_t *rk;
+    rd_kafka_topic_t *rkt;
+    rd_kafka_queue_t *queue;
+    int32_t partition;
+    int64_t next; /* the next offset expected: older ones (a refetch) are dropped */
+};
+
+rkb_tail_t *rkb_tail_new(const rkb_reader_conf_t *conf, const char *topic, int32_t partition,
+                         int64_t offset, char *errstr, size_t errstr_size) {
+    rd_kafka_t *rk = reader_new(conf, errstr, errstr_size);
+    if (!rk)
+        return NULL;
+    rkb_tail_t *tail = rkb_calloc(1, sizeof(*tail));
+    tail->component = conf->component ? conf->component : "reader";
+    tail->rk = rk;
+    /* An offset that is gone (the topic was recreated, or compacted below it) starts over at
+     * the beginning: a tail's reader applies what it reads idempotently. */
+    rd_kafka_topic_conf_t *tconf = rd_kafka_topic_conf_new();
+    char why[256];
+    rd_kafka_topic_conf_set(tconf, "auto.offset.reset", "earliest", why, sizeof(why));
+    tail->rkt = rd_kafka_topic_new(rk, topic, tconf);
+    tail->queue = rd_kafka_queue_new(rk);
+    tail->partition = partition;
+    tail->next = offset < 0 ? 0 : offset;
+    if (rd_kafka_consume_start_queue(tail->rkt, partition,
+                                     offset < 0 ? RD_KAFKA_OFFSET_BEGINNING : offset,
+                                     tail->queue) == -1) {
+        snprintf(errstr, errstr_size, "read %s [%d]: %s", topic, (int)partition,
+                 rd_kafka_err2str(rd_kafka_last_error()));
+        rd_kafka_queue_destroy(tail->queue);
+        rd_kafka_topic_destroy(tail->rkt);
+        rd_kafka_destroy(rk);
+        free(tail);
+        return NULL;
+    }
+    return tail;
+}
+
+size_t rkb_tail_poll(rkb_tail_t *tail, rkb_reader_record_cb_t *on_record, void *opaque,
+                     size_t max) {
+    size_t cnt = 0;
+    rd_kafka_message_t *msg;
+    while (cnt < max && (msg = rd_kafka_consume_queue(tail->queue, 0))) {
+        if (msg->err) {
+            if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                rkb_log_debug(tail->component, "reading %s [%d]: %s",
+                              rd_kafka_topic_name(tail->rkt), (int)tail->partition,
+                              rd_kafka_message_errstr(msg));
+        } else if (msg->partition == tail->partition && msg->offset >= tail->next) {
+            on_record(msg->partition, msg->offset, msg->key, msg->key_len, msg->payload, msg->len,
+                      opaque);
+            tail->next = msg->offset + 1;
+            cnt++;
+        }
+        rd_kafka_message_destroy(msg);
+    }
+    return cnt;
+}
+
+void rkb_tail_destroy(rkb_tail_t *tail) {
+    if (!tail)
+        return;
+    rd_kafka_consume_stop(tail->rkt, tail->partition);
+    rd_kafka_queue_destroy(tail->queue);
+    rd_kafka_topic_destroy(tail->rkt);
+    rd_kafka_destroy(tail->rk);
+    free(tail);
 }

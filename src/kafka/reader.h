@@ -4,7 +4,11 @@
  * own topic with it at start, to learn which keys the topic still holds a value for, so that it
  * can send tombstones for keys deleted while it was not running (SEMANTICS.md §5.3 point 6).
  *
- * @locality: the calling thread (librdkafka runs its own threads behind it, only during the call).
+ * A tail (rkb_tail_*) follows one partition from an offset on, also outside any group: the
+ * worker's config topic store keeps reading the records other workers write with it.
+ *
+ * @locality: the calling thread (librdkafka runs its own threads behind it, only during the call;
+ * a tail's threads run from rkb_tail_new to rkb_tail_destroy).
  */
 #ifndef RKB_KAFKA_READER_H
 #define RKB_KAFKA_READER_H
@@ -38,5 +42,22 @@ typedef void(rkb_reader_record_cb_t)(int32_t partition, int64_t offset, const vo
 int rkb_reader_read_topic(const rkb_reader_conf_t *conf, const char *topic,
                           rkb_reader_record_cb_t *on_record, void *opaque, char *errstr,
                           size_t errstr_size);
+
+/* ---- Following one partition ------------------------------------------------------------- */
+
+typedef struct rkb_tail_s rkb_tail_t;
+
+/* Starts reading topic's partition at offset (a negative offset: from the beginning); conf's
+ * timeout_ms and partition_cnt are not used. Records come through rkb_tail_poll. Returns NULL
+ * with errstr when librdkafka refuses a property. A topic that does not exist yet is waited for
+ * (it is read once it does). */
+rkb_tail_t *rkb_tail_new(const rkb_reader_conf_t *conf, const char *topic, int32_t partition,
+                         int64_t offset, char *errstr, size_t errstr_size);
+/* Hands the records fetched by now to on_record, in offset order, at most max of them, without
+ * waiting. Returns how many. Errors (broker down, ...) are retried by librdkafka and logged at
+ * debug level. @locality one thread at a time */
+size_t rkb_tail_poll(rkb_tail_t *tail, rkb_reader_record_cb_t *on_record, void *opaque,
+                     size_t max);
+void rkb_tail_destroy(rkb_tail_t *tail); /* NULL is safe */
 
 #endif

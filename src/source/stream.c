@@ -68,6 +68,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define ID_MAX 48 /* "<20 digits>-<20 digits>" and the NUL */
 /* Reads stop while this many records wait for their delivery reports: INFLIGHT_BATCHES batches,
@@ -216,11 +217,11 @@ static bool str_starts(const char *s, const char *prefix) {
 }
 
 /*
- * The source templates know a single token each (topic: ${stream}; consumer name: ${task}),
- * so they get this small checker/expander instead of the record templates of tmpl/. "$$" is a
- * literal "$", as in tmpl.h.
+ * The source templates know one or two tokens each (topic: ${stream}; consumer name: ${task} and
+ * ${worker}), so they get this small checker/expander instead of the record templates of tmpl/.
+ * "$$" is a literal "$", as in tmpl.h. tokens: NULL-terminated.
  */
-static int tmpl_check(const char *text, const char *token, char *why, size_t why_size) {
+static int tmpl_check(const char *text, const char *const *tokens, char *why, size_t why_size) {
     for (const char *p = text; *p; p++) {
         if (*p != '$')
             continue;
@@ -230,7 +231,7 @@ static int tmpl_check(const char *text, const char *token, char *why, size_t why
         }
         if (p[1] != '{') {
             snprintf(why, why_size, "'$' at column %d must start ${%s} or be doubled ($$)",
-                     (int)(p - text) + 1, token);
+                     (int)(p - text) + 1, tokens[0]);
             return -1;
         }
         const char *end = strchr(p, '}');
@@ -239,9 +240,14 @@ static int tmpl_check(const char *text, const char *token, char *why, size_t why
             return -1;
         }
         size_t len = (size_t)(end - p - 2);
-        if (len != strlen(token) || strncmp(p + 2, token, len)) {
-            snprintf(why, why_size, "unknown token '%.*s' at column %d (only ${%s} is known)",
-                     (int)(end - p + 1), p, (int)(p - text) + 1, token);
+        bool known = false;
+        for (size_t i = 0; tokens[i] && !known; i++)
+            known = len == strlen(tokens[i]) && !strncmp(p + 2, tokens[i], len);
+        if (!known) {
+            snprintf(why, why_size, "unknown token '%.*s' at column %d (only ${%s}%s%s%s %s known)",
+                     (int)(end - p + 1), p, (int)(p - text) + 1, tokens[0],
+                     tokens[1] ? " and ${" : "", tokens[1] ? tokens[1] : "", tokens[1] ? "}" : "",
+                     tokens[1] ? "are" : "is");
             return -1;
         }
         p = end;
@@ -249,8 +255,9 @@ static int tmpl_check(const char *text, const char *token, char *why, size_t why
     return 0;
 }
 
-/* Expands a template that passed tmpl_check. The result is owned by the caller. */
-static char *tmpl_expand(const char *text, const char *token, const char *value) {
+/* Expands a template that passed tmpl_check, values[i] for tokens[i]. The result is owned by
+ * the caller. */
+static char *tmpl_expand(const char *text, const char *const *tokens, const char *const *values) {
     rkb_buf_t out;
     rkb_buf_init(&out);
     rkb_buf_appends(&out, "");
@@ -259,12 +266,34 @@ static char *tmpl_expand(const char *text, const char *token, const char *value)
             rkb_buf_append(&out, "$", 1);
             p++;
         } else if (*p == '$' && p[1] == '{') {
-            rkb_buf_appends(&out, value);
-            p += strlen(token) + 2;
+            const char *end = strchr(p, '}');
+            for (size_t i = 0; tokens[i]; i++)
+                if ((size_t)(end - p - 2) == strlen(tokens[i]) &&
+                    !strncmp(p + 2, tokens[i], strlen(tokens[i])))
+                    rkb_buf_appends(&out, values[i]);
+            p = end;
         } else {
             rkb_buf_append(&out, p, 1);
         }
     }
+    return out.data;
+}
+
+static const char *const topic_tokens[] = {"stream", NULL};
+static const char *const consumer_tokens[] = {"task", "worker", NULL};
+
+/* ${worker}: the worker's worker.id, which the worker sets on every connector it starts (see
+ * connect/worker.c); HOSTNAME:pPID for a config that did not come through one. */
+static char *worker_name(const rkb_config_t *conf) {
+    const char *id = rkb_config_get(conf, "worker.id");
+    if (id && *id)
+        return rkb_strdup(id);
+    char host[256] = "";
+    if (gethostname(host, sizeof(host) - 1))
+        snprintf(host, sizeof(host), "localhost");
+    rkb_buf_t out;
+    rkb_buf_init(&out);
+    rkb_buf_appendf(&out, "%s:p%ld", host, (long)getpid());
     return out.data;
 }
 
@@ -468,7 +497,7 @@ int rkb_stream_source_validate(const rkb_config_t *conf, rkb_errors_t *errs) {
                        rkb_config_get(conf, "redis.stream.value"));
 
     const char *topic = topic_template(conf);
-    if (tmpl_check(topic, "stream", why, sizeof(why))) {
+    if (tmpl_check(topic, topic_tokens, why, sizeof(why))) {
         rkb_errors_add(errs, "%s: topic: %s", rkb_config_origin(conf, "topic"), why);
     } else {
         /* Every configured stream must give a legal topic name (pattern streams are checked
@@ -477,7 +506,7 @@ int rkb_stream_source_validate(const rkb_config_t *conf, rkb_errors_t *errs) {
         while (p && *p) {
             const char *end = strchr(p, ',');
             char *name = end ? rkb_strndup(p, (size_t)(end - p)) : rkb_strdup(p);
-            char *expanded = tmpl_expand(topic, "stream", name);
+            char *expanded = tmpl_expand(topic, topic_tokens, (const char *const[]){name});
             if (!topic_name_ok(expanded))
                 rkb_errors_add(errs,
                                "%s: topic: stream '%s' gives topic '%s', which is not a legal "
@@ -494,7 +523,7 @@ int rkb_stream_source_validate(const rkb_config_t *conf, rkb_errors_t *errs) {
     }
 
     const char *consumer = rkb_config_get(conf, "redis.stream.consumer.name");
-    if (tmpl_check(consumer, "task", why, sizeof(why)))
+    if (tmpl_check(consumer, consumer_tokens, why, sizeof(why)))
         rkb_errors_add(errs, "%s: redis.stream.consumer.name: %s",
                        rkb_config_origin(conf, "redis.stream.consumer.name"), why);
     else if (!*consumer)
@@ -549,7 +578,7 @@ static stream_t *stream_find(rkb_stream_source_t *t, const char *name, size_t le
 static stream_t *stream_add(rkb_stream_source_t *t, const char *name, bool configured) {
     stream_t *s = rkb_calloc(1, sizeof(*s));
     s->name = rkb_strdup(name);
-    s->topic = tmpl_expand(t->topic_template, "stream", name);
+    s->topic = tmpl_expand(t->topic_template, topic_tokens, (const char *const[]){name});
     s->configured = configured;
     s->active = true;
     s->recovering = true; /* our pending entries of an earlier run come first */
@@ -612,7 +641,10 @@ rkb_stream_source_t *rkb_stream_source_new(const rkb_config_t *conf, int task_id
     char task[16];
     snprintf(task, sizeof(task), "%d", task_id);
     t->group = rkb_strdup(rkb_config_get(conf, "redis.stream.consumer.group"));
-    t->consumer = tmpl_expand(rkb_config_get(conf, "redis.stream.consumer.name"), "task", task);
+    char *worker = worker_name(conf);
+    t->consumer = tmpl_expand(rkb_config_get(conf, "redis.stream.consumer.name"), consumer_tokens,
+                              (const char *const[]){task, worker});
+    free(worker);
     t->topic_template = topic_template(conf);
     const char *pattern = rkb_config_get(conf, "redis.stream.pattern");
     t->pattern = pattern && *pattern ? pattern : NULL;

@@ -454,6 +454,10 @@ static void test_json_value_encoding(void **state) {
     h_messages_free(msgs, cnt);
 }
 
+/* The recovery tests look at one consumer's pending entries across restarts: they name it
+ * themselves (the default holds ${worker}, the process's name among workers). */
+#define PINNED_CONSUMER "redis.stream.consumer.name=consumer-${task}\n"
+
 /* S-3: the broker is down, the daemon reads a,b,c (pending for consumer-0) and is killed
  * before any delivery report; after a restart the recovery pass reads them again from ID 0:
  * the topic has a,b,c exactly once, nothing stays pending. */
@@ -462,14 +466,14 @@ static void test_s3_crash_before_delivery(void **state) {
     freeReplyObject(h_redis_cmd(redis, "XADD s3 1-0 f a"));
     freeReplyObject(h_redis_cmd(redis, "XADD s3 2-0 f b"));
     freeReplyObject(h_redis_cmd(redis, "XADD s3 3-0 f c"));
-    h_proc_t *proc = run_source("s3", "s3", NULL, NULL);
+    h_proc_t *proc = run_source("s3", "s3", PINNED_CONSUMER, NULL);
     WAIT_OR_FAIL(proc, consumer_pending("s3", GROUP, "consumer-0") == 3);
     assert_int_equal(h_proc_stop(proc, SIGKILL, 5000), 128 + SIGKILL);
     h_proc_free(proc);
     assert_int_equal(h_broker_ctl(broker, "up all"), 0);
     assert_int_equal(topic_count("s3"), 0); /* never produced */
 
-    proc = run_source("s3", "s3", NULL, NULL);
+    proc = run_source("s3", "s3", PINNED_CONSUMER, NULL);
     WAIT_OR_FAIL(proc, topic_count("s3") == 3 && pending("s3", GROUP) == 0);
     assert_true(output_has(proc, "recovery: 3 entries pending for consumer consumer-0 read "
                                  "again from 0"));
@@ -532,7 +536,8 @@ static void test_s5_failed_delivery_stays_pending(void **state) {
     assert_int_equal(h_broker_ctl(broker, "down all"), 0);
     for (int i = 1; i <= 3; i++)
         freeReplyObject(h_redis_cmd(redis, "XADD s5 %d-0 f v%d", i, i));
-    h_proc_t *proc = run_source("s5", "s5", "kafka.message.timeout.ms=1000\n", NULL);
+    h_proc_t *proc =
+        run_source("s5", "s5", PINNED_CONSUMER "kafka.message.timeout.ms=1000\n", NULL);
     WAIT_OR_FAIL(proc, output_has(proc, "records not delivered (last: s5"));
     assert_int_equal(consumer_pending("s5", GROUP, "consumer-0"), 3);
     assert_int_equal(h_broker_ctl(broker, "up all"), 0);
@@ -557,14 +562,14 @@ static void test_s7_trimmed_pending_entries_are_lost(void **state) {
     assert_int_equal(h_broker_ctl(broker, "down all"), 0);
     for (int i = 1; i <= 4; i++)
         freeReplyObject(h_redis_cmd(redis, "XADD s7 %d-0 f v%d", i, i));
-    h_proc_t *proc = run_source("s7", "s7", NULL, NULL);
+    h_proc_t *proc = run_source("s7", "s7", PINNED_CONSUMER, NULL);
     WAIT_OR_FAIL(proc, consumer_pending("s7", GROUP, "consumer-0") == 4);
     assert_int_equal(h_proc_stop(proc, SIGKILL, 5000), 128 + SIGKILL);
     h_proc_free(proc);
     assert_int_equal(h_redis_int(redis, "XTRIM s7 MINID 3"), 2);
     assert_int_equal(h_broker_ctl(broker, "up all"), 0);
 
-    proc = run_source("s7", "s7", NULL, NULL);
+    proc = run_source("s7", "s7", PINNED_CONSUMER, NULL);
     WAIT_OR_FAIL(proc, pending("s7", GROUP) == 0 && topic_count("s7") == 2);
     assert_true(output_has(proc, "s7: 2 pending entries (1-0, 2-0) had been deleted or trimmed "
                                  "before reaching Kafka: counted as lost"));

@@ -23,6 +23,7 @@ struct rkb_consumer_s {
     bool paused; /* rkb_consumer_pause_all */
     bool held;   /* rkb_consumer_hold */
     bool cooperative;
+    bool assigned_once; /* a first assignment came (even an empty one): see rkb_consumer_close */
     rkb_task_metrics_t *metrics; /* of the task that created it, or NULL */
 
     /* Fetch wake-up (see kick_fetcher). */
@@ -105,6 +106,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     pthread_mutex_unlock(&c->wake_lock);
 
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        c->assigned_once = true;
         rkb_log_info(c->component, "assigned %s", desc.data);
         rkb_task_metrics_rebalance(c->metrics);
         if (c->handlers.on_assign && list->cnt) {
@@ -606,10 +608,37 @@ size_t rkb_consumer_assignment(rkb_consumer_t *c, rkb_toppar_t **parts) {
     return cnt;
 }
 
+/* How long a close waits for the group's first assignment (see rkb_consumer_close). */
+#define FIRST_ASSIGNMENT_WAIT_MS 6000
+
+/*
+ * librdkafka 2.0 aborts (rd_kafka_sticky_assignor_state_destroy: assertion 'assignor_state',
+ * librdkafka issue #4312, fixed in 2.3.0) when a cooperative-sticky member is destroyed after
+ * its group chose the protocol but before the first assignment reached it: a connector stopped
+ * or changed seconds after it started (several workers make that common). So a member that never
+ * had an assignment waits for it first, bounded, serving nothing of the task meanwhile (its
+ * handlers are dropped: what comes is given back at once by the close).
+ */
+static void await_first_assignment(rkb_consumer_t *c) {
+    if (c->assigned_once)
+        return;
+    memset(&c->handlers, 0, sizeof(c->handlers));
+    int64_t until = rkb_now_ms() + FIRST_ASSIGNMENT_WAIT_MS;
+    while (!c->assigned_once && rkb_now_ms() < until) {
+        rd_kafka_message_t *msg = rd_kafka_consumer_poll(c->rk, 100);
+        bool down = msg && msg->err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN;
+        if (msg)
+            rd_kafka_message_destroy(msg);
+        if (down) /* no group can form: nothing to wait for */
+            break;
+    }
+}
+
 void rkb_consumer_close(rkb_consumer_t *c) {
     if (!c)
         return;
     if (c->rk) {
+        await_first_assignment(c);
         rkb_consumer_commit(c);
         if (c->waker_started) {
             pthread_mutex_lock(&c->wake_lock);

@@ -18,21 +18,22 @@
 /* A worker outcome other than OK/CREATED as an error answer. */
 static void worker_error(rkb_http_req_t *req, rkb_worker_rc_t rc, const char *name,
                          const char *errstr) {
+    const char *why = errstr && *errstr ? errstr : "internal error";
     switch (rc) {
     case RKB_WORKER_NOT_FOUND:
         rkb_http_error(req, 404, "Connector %s not found", name);
         break;
     case RKB_WORKER_CONFLICT:
-        rkb_http_error(req, 409, "%s", errstr);
+        rkb_http_error(req, 409, "%s", why);
         break;
     case RKB_WORKER_INVALID:
-        rkb_http_error(req, 400, "%s", errstr);
+        rkb_http_error(req, 400, "%s", why);
         break;
     case RKB_WORKER_UNAVAILABLE:
-        rkb_http_error(req, 503, "%s", errstr);
+        rkb_http_error(req, 503, "%s", why);
         break;
     default:
-        rkb_http_error(req, 500, "%s", errstr && *errstr ? errstr : "internal error");
+        rkb_http_error(req, 500, "%s", why);
         break;
     }
 }

@@ -351,6 +351,24 @@ void rkb_cluster_close(rkb_redis_t *r) {
 
 /* ---- Batches ------------------------------------------------------------------------------ */
 
+/* RKB_REDIS_ERR_IO with errstr while the handle must connect (again) first. */
+static int check_ready(const rkb_cluster_t *c, char *errstr, size_t errstr_size) {
+    if (c->ready)
+        return RKB_REDIS_OK;
+    snprintf(errstr, errstr_size, "redis cluster: not connected");
+    return RKB_REDIS_ERR_IO;
+}
+
+/* One command in argv form as a batch of one (argvlen NULL: NUL-terminated strings). */
+static rkb_cmds_t *one_command(int argc, const char **argv, const size_t *argvlen) {
+    rkb_cmds_t *one = rkb_cmds_new();
+    rkb_cmds_begin(one);
+    for (int i = 0; i < argc; i++)
+        rkb_cmds_arg(one, argv[i], argvlen ? argvlen[i] : strlen(argv[i]));
+    rkb_cmds_end(one);
+    return one;
+}
+
 static void grow(rkb_cluster_t *c, size_t count) {
     if (count + 1 <= c->cap)
         return;
@@ -486,10 +504,8 @@ int rkb_cluster_pipeline(rkb_redis_t *r, const rkb_cmds_t *cmds, redisReply **re
     size_t count = rkb_cmds_count(cmds);
     for (size_t i = 0; i < count; i++)
         replies[i] = NULL;
-    if (!c->ready) {
-        snprintf(errstr, errstr_size, "redis cluster: not connected");
+    if (check_ready(c, errstr, errstr_size))
         return RKB_REDIS_ERR_IO;
-    }
     if (!count)
         return RKB_REDIS_OK;
     int64_t started_us = rkb_now_us();
@@ -690,10 +706,8 @@ int rkb_cluster_pipeline(rkb_redis_t *r, const rkb_cmds_t *cmds, redisReply **re
 int rkb_cluster_pipeline_send(rkb_redis_t *r, const rkb_cmds_t *cmds, char *errstr,
                               size_t errstr_size) {
     rkb_cluster_t *c = r->cluster;
-    if (!c->ready) {
-        snprintf(errstr, errstr_size, "redis cluster: not connected");
+    if (check_ready(c, errstr, errstr_size))
         return RKB_REDIS_ERR_IO;
-    }
     if (c->queued_tail - c->queued_head == RKB_ARRAY_SIZE(c->queued)) {
         snprintf(errstr, errstr_size, "redis cluster: too many batches in flight");
         return RKB_REDIS_ERR_IO;
@@ -755,24 +769,27 @@ int rkb_cluster_script_load(rkb_redis_t *r, const char *what, const char *text, 
     return err;
 }
 
+redisReply *rkb_cluster_command(rkb_redis_t *r, int argc, const char **argv,
+                                const size_t *argvlen, char *errstr, size_t errstr_size) {
+    rkb_cmds_t *one = one_command(argc, argv, argvlen);
+    redisReply *reply = NULL;
+    rkb_cluster_pipeline(r, one, &reply, errstr, errstr_size);
+    rkb_cmds_destroy(one);
+    return reply;
+}
+
 /* ---- Commands sent one at a time (a subscriber, the stream source's rounds) --------------- */
 
 int rkb_cluster_send(rkb_redis_t *r, int argc, const char **argv, const size_t *argvlen,
                      char *errstr, size_t errstr_size) {
     rkb_cluster_t *c = r->cluster;
-    if (!c->ready) {
-        snprintf(errstr, errstr_size, "redis cluster: not connected");
+    if (check_ready(c, errstr, errstr_size))
         return RKB_REDIS_ERR_IO;
-    }
     if (c->sent_tail - c->sent_head == RKB_ARRAY_SIZE(c->sent_node)) {
         snprintf(errstr, errstr_size, "redis cluster: too many commands awaiting replies");
         return RKB_REDIS_ERR_IO;
     }
-    rkb_cmds_t *one = rkb_cmds_new();
-    rkb_cmds_begin(one);
-    for (int i = 0; i < argc; i++)
-        rkb_cmds_arg(one, argv[i], argvlen ? argvlen[i] : strlen(argv[i]));
-    rkb_cmds_end(one);
+    rkb_cmds_t *one = one_command(argc, argv, argvlen);
     int n = slot_target(c, cmd_slot(one, 0));
     rkb_cmds_destroy(one);
     cnode_t *node = &c->nodes[n];

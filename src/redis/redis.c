@@ -801,18 +801,8 @@ void rkb_redis_replies_free(redisReply **replies, size_t count) {
 
 redisReply *rkb_redis_command(rkb_redis_t *r, int argc, const char **argv, const size_t *argvlen,
                               char *errstr, size_t errstr_size) {
-    if (r->cluster) {
-        /* Routed like a batch of one (by its key, or to any node). */
-        rkb_cmds_t *one = rkb_cmds_new();
-        rkb_cmds_begin(one);
-        for (int i = 0; i < argc; i++)
-            rkb_cmds_arg(one, argv[i], argvlen ? argvlen[i] : strlen(argv[i]));
-        rkb_cmds_end(one);
-        redisReply *reply = NULL;
-        rkb_cluster_pipeline(r, one, &reply, errstr, errstr_size);
-        rkb_cmds_destroy(one);
-        return reply;
-    }
+    if (r->cluster)
+        return rkb_cluster_command(r, argc, argv, argvlen, errstr, errstr_size);
     if (!r->conn) {
         snprintf(errstr, errstr_size, "redis %s: not connected", r->addr);
         return NULL;

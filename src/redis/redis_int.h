@@ -70,6 +70,9 @@ int rkb_cluster_pipeline_send(rkb_redis_t *r, const rkb_cmds_t *cmds, char *errs
                               size_t errstr_size);
 int rkb_cluster_pipeline_recv(rkb_redis_t *r, size_t count, redisReply **replies, char *errstr,
                               size_t errstr_size);
+/* Routed like a batch of one (by its key, or to any node). */
+redisReply *rkb_cluster_command(rkb_redis_t *r, int argc, const char **argv,
+                                const size_t *argvlen, char *errstr, size_t errstr_size);
 int rkb_cluster_script_load(rkb_redis_t *r, const char *what, const char *text, size_t len,
                             char sha[41], char *errstr, size_t errstr_size);
 int rkb_cluster_send(rkb_redis_t *r, int argc, const char **argv, const size_t *argvlen,

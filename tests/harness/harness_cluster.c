@@ -4,11 +4,7 @@
 #include "harness_cluster.h"
 #include "harness_internal.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdarg.h>
-#include <sys/socket.h>
-#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,19 +31,6 @@ static unsigned slot_of(const char *key) {
             crc = (crc & 0x8000) ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
     }
     return crc % 16384;
-}
-
-/* A free loopback port for a node's cluster bus: by default the bus is the client port +
- * 10000, which fails for the high ports the kernel hands out. */
-static int bus_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(addr);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0 ||
-        getsockname(fd, (struct sockaddr *)&addr, &len) != 0)
-        h_fatal("cannot find a free port");
-    close(fd);
-    return ntohs(addr.sin_port);
 }
 
 static bool running(const h_redis_t *node) {
@@ -93,7 +76,9 @@ h_cluster_t *h_cluster_start(int masters, int replicas) {
         snprintf(args, sizeof(args),
                  "--cluster-enabled yes --cluster-node-timeout 1000 "
                  "--cluster-replica-validity-factor 0 --cluster-port %d",
-                 bus_port());
+                 /* by default the bus is the client port + 10000, which fails for the high
+                  * ports the kernel hands out */
+                 h_free_port());
         cluster->nodes[n] = h_redis_start(args);
         snprintf(addrs[n], sizeof(addrs[n]), "127.0.0.1:%d", cluster->nodes[n]->port);
         argv[argc++] = addrs[n];
@@ -214,38 +199,37 @@ static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The elements of an array reply joined with ' ', sorted first when sort. */
-static char *join(redisReply *reply, bool sort, size_t skip_every) {
-    lines_t parts = {0};
-    for (size_t i = 0; reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++) {
-        if (skip_every && i % skip_every == 0)
-            continue;
-        redisReply *e = reply->element[i];
-        if (e->type == REDIS_REPLY_ARRAY) {
-            add_line(&parts, join(e, false, 0));
-        } else {
-            char *text = strndup(e->str ? e->str : "", e->len);
-            add_line(&parts, text);
-        }
-    }
-    if (sort)
-        qsort(parts.lines, parts.cnt, sizeof(*parts.lines), cmp_str);
+/* The lines joined with sep (each freed, and the array), as one malloc'd string. */
+static char *concat(lines_t *parts, const char *sep) {
     size_t len = 1;
-    for (size_t i = 0; i < parts.cnt; i++)
-        len += strlen(parts.lines[i]) + 1;
-    char *out = calloc(1, len);
-    for (size_t i = 0; i < parts.cnt; i++) {
-        strcat(out, parts.lines[i]);
-        if (i + 1 < parts.cnt)
-            strcat(out, " ");
-        free(parts.lines[i]);
+    for (size_t i = 0; i < parts->cnt; i++)
+        len += strlen(parts->lines[i]) + strlen(sep);
+    char *out = calloc(1, len), *p = out;
+    for (size_t i = 0; i < parts->cnt; i++) {
+        p = stpcpy(p, parts->lines[i]);
+        if (i + 1 < parts->cnt)
+            p = stpcpy(p, sep);
+        free(parts->lines[i]);
     }
-    free(parts.lines);
+    free(parts->lines);
     return out;
 }
 
-/* Hash fields are pairs: sorted as "field=value" items. */
-static char *join_pairs(redisReply *reply) {
+/* The elements of an array reply joined with ' ' (nested arrays too), sorted first when sort. */
+static char *join(const redisReply *reply, bool sort) {
+    lines_t parts = {0};
+    for (size_t i = 0; reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++) {
+        const redisReply *e = reply->element[i];
+        add_line(&parts, e->type == REDIS_REPLY_ARRAY ? join(e, false)
+                                                      : strndup(e->str ? e->str : "", e->len));
+    }
+    if (sort)
+        qsort(parts.lines, parts.cnt, sizeof(*parts.lines), cmp_str);
+    return concat(&parts, " ");
+}
+
+/* Hash fields are pairs: sorted "field=value" items. */
+static char *join_pairs(const redisReply *reply) {
     lines_t parts = {0};
     for (size_t i = 0; i + 1 < reply->elements; i += 2) {
         char *item = NULL;
@@ -254,35 +238,15 @@ static char *join_pairs(redisReply *reply) {
         add_line(&parts, item);
     }
     qsort(parts.lines, parts.cnt, sizeof(*parts.lines), cmp_str);
-    size_t len = 1;
-    for (size_t i = 0; i < parts.cnt; i++)
-        len += strlen(parts.lines[i]) + 1;
-    char *out = calloc(1, len);
-    for (size_t i = 0; i < parts.cnt; i++) {
-        strcat(out, parts.lines[i]);
-        strcat(out, " ");
-        free(parts.lines[i]);
-    }
-    free(parts.lines);
-    return out;
+    return concat(&parts, " ");
 }
 
 /* A stream's entries without their IDs (made from the clock at XADD: two runs differ there). */
-static char *join_stream(redisReply *reply) {
+static char *join_stream(const redisReply *reply) {
     lines_t parts = {0};
     for (size_t i = 0; i < reply->elements; i++)
-        add_line(&parts, join(reply->element[i]->element[1], false, 0));
-    size_t len = 1;
-    for (size_t i = 0; i < parts.cnt; i++)
-        len += strlen(parts.lines[i]) + 3;
-    char *out = calloc(1, len);
-    for (size_t i = 0; i < parts.cnt; i++) {
-        strcat(out, parts.lines[i]);
-        strcat(out, " | ");
-        free(parts.lines[i]);
-    }
-    free(parts.lines);
-    return out;
+        add_line(&parts, join(reply->element[i]->element[1], false));
+    return concat(&parts, " | ");
 }
 
 static void dump_node(h_redis_t *node, lines_t *lines) {
@@ -304,13 +268,13 @@ static void dump_node(h_redis_t *node, lines_t *lines) {
                 text = join_pairs(value);
             } else if (!strcmp(type, "list")) {
                 value = h_redis_cmd(node, "LRANGE %b 0 -1", key, keys->element[k]->len);
-                text = join(value, false, 0);
+                text = join(value, false);
             } else if (!strcmp(type, "set")) {
                 value = h_redis_cmd(node, "SMEMBERS %b", key, keys->element[k]->len);
-                text = join(value, true, 0);
+                text = join(value, true);
             } else if (!strcmp(type, "zset")) {
                 value = h_redis_cmd(node, "ZRANGE %b 0 -1 WITHSCORES", key, keys->element[k]->len);
-                text = join(value, false, 0);
+                text = join(value, false);
             } else if (!strcmp(type, "stream")) {
                 value = h_redis_cmd(node, "XRANGE %b - +", key, keys->element[k]->len);
                 text = join_stream(value);
@@ -336,21 +300,8 @@ char *h_dump_nodes(h_redis_t *const *nodes, int cnt) {
         if (running(nodes[n]) && info_has(nodes[n], "replication", "role:master"))
             dump_node(nodes[n], &lines);
     qsort(lines.lines, lines.cnt, sizeof(*lines.lines), cmp_str);
-    size_t len = 1;
-    for (size_t i = 0; i < lines.cnt; i++)
-        len += strlen(lines.lines[i]) + 1;
-    char *out = calloc(1, len);
-    char *p = out;
-    for (size_t i = 0; i < lines.cnt; i++) {
-        size_t l = strlen(lines.lines[i]);
-        memcpy(p, lines.lines[i], l);
-        p[l] = '\n';
-        p += l + 1;
-        free(lines.lines[i]);
-    }
-    *p = '\0';
-    free(lines.lines);
-    return out;
+    add_line(&lines, strdup("")); /* so that the text ends with a newline */
+    return concat(&lines, "\n");
 }
 
 char *h_cluster_dump(h_cluster_t *cluster) {

@@ -12,6 +12,10 @@
 int h_cleanup_register(void (*fn)(void *arg), void *arg);
 void h_cleanup_cancel(int handle);
 
+/* A port the kernel just considered free on 127.0.0.1. Someone may take it before the caller
+ * binds it: callers that start a server notice and pick another. */
+int h_free_port(void);
+
 /* Prints "harness: <message>" to stderr and exits the test program with status 1. */
 void h_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 

@@ -46,7 +46,7 @@ typedef enum { SPAWN_OK, SPAWN_PORT_TAKEN } spawn_result_t;
 
 /* A port the kernel just considered free on 127.0.0.1. Someone may take it before
  * redis-server binds it; spawn() notices and the caller picks another. */
-static int free_port(void) {
+int h_free_port(void) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
         h_fatal("socket: %s", strerror(errno));
@@ -242,7 +242,7 @@ static h_redis_t *start(const char *extra_args, bool tls) {
     for (int attempt = 0;; attempt++) {
         if (attempt == PORT_ATTEMPTS)
             h_fatal("redis-server: no free port after %d attempts", PORT_ATTEMPTS);
-        redis->port = free_port();
+        redis->port = h_free_port();
         if (tls) {
             /* The TLS port is set here: --port stays 0 (no plain TCP). */
             char *port_arg = strstr(server->tls_args, " --tls-port ");

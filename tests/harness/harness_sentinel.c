@@ -38,21 +38,6 @@ typedef struct {
     int cleanup;
 } group_t;
 
-/* A port the kernel just considered free on 127.0.0.1 (someone may take it first: the caller
- * retries). */
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        h_fatal("socket: %s", strerror(errno));
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = 0};
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(addr);
-    if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0 ||
-        getsockname(fd, (struct sockaddr *)&addr, &len) != 0)
-        h_fatal("cannot find a free port: %s", strerror(errno));
-    close(fd);
-    return ntohs(addr.sin_port);
-}
 
 /* One command to 127.0.0.1:port on a short-lived connection; NULL when it does not answer. */
 static redisReply *command_at(int port, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -112,7 +97,7 @@ static void start_sentinel(h_sentinel_group_t *group, int i, int master_port) {
     snprintf(log_path, sizeof(log_path), "%s/sentinel.log", dir);
 
     for (int attempt = 0; attempt < PORT_ATTEMPTS; attempt++) {
-        int port = free_port();
+        int port = h_free_port();
         FILE *fp = fopen(conf_path, "w");
         if (!fp)
             h_fatal("cannot write %s: %s", conf_path, strerror(errno));

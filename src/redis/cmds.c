@@ -188,8 +188,15 @@ static run_kind_t run_kind(const rkb_cmds_t *cmds, const cmd_t *cmd) {
     return RUN_NONE;
 }
 
-size_t rkb_cmds_coalesce(rkb_cmds_t *cmds, size_t max_keys, size_t *map) {
+/* The Redis Cluster slot of a SET's or DEL's key (argument 1). */
+static unsigned key_slot(const rkb_cmds_t *cmds, const cmd_t *cmd) {
+    const cmd_arg_t *key = &cmds->args[cmd->first_arg + 1];
+    return rkb_redis_key_slot(cmds->bytes + key->offset, key->len);
+}
+
+size_t rkb_cmds_coalesce(rkb_cmds_t *cmds, size_t max_keys, bool same_slot, size_t *map) {
     assert(!cmds->building);
+    unsigned open_slot = 0; /* with same_slot: the slot of the run's keys */
     size_t mset_offset = SIZE_MAX; /* where "MSET" is in the arena, once needed */
     size_t w = 0, aw = 0;          /* the next command and argument written */
     run_kind_t open = RUN_NONE;    /* the kind of command w - 1, if it can take more keys */
@@ -197,7 +204,8 @@ size_t rkb_cmds_coalesce(rkb_cmds_t *cmds, size_t max_keys, size_t *map) {
     for (size_t i = 0; i < cmds->cmds_cnt; i++) {
         cmd_t cmd = cmds->cmds[i]; /* a copy: command w may be the same slot */
         run_kind_t kind = run_kind(cmds, &cmd);
-        if (kind != RUN_NONE && kind == open && open_keys < max_keys) {
+        unsigned slot = same_slot && kind != RUN_NONE ? key_slot(cmds, &cmd) : 0;
+        if (kind != RUN_NONE && kind == open && open_keys < max_keys && slot == open_slot) {
             /* Join command w - 1: its arguments without the command name. */
             cmd_t *run = &cmds->cmds[w - 1];
             if (kind == RUN_SET && run->argc == 3) {
@@ -225,6 +233,7 @@ size_t rkb_cmds_coalesce(rkb_cmds_t *cmds, size_t max_keys, size_t *map) {
         map[i] = w++;
         open = kind;
         open_keys = 1;
+        open_slot = slot;
     }
     cmds->cmds_cnt = w;
     cmds->args_cnt = aw;

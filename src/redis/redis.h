@@ -131,10 +131,12 @@ size_t rkb_cmds_count(const rkb_cmds_t *cmds);
  * options) into one "MSET key value key value ...", and each run of adjacent "DEL key" into one
  * "DEL key key ...", at most max_keys keys per merged command. Redis ends in the same state
  * either way (a run keeps its order, and neither command fails for one key alone), with one
- * command to parse and one reply instead of one per key. map[i] (map has room for the count
- * before the call) receives the index of the command that now carries command i. Returns the
- * new count. */
-size_t rkb_cmds_coalesce(rkb_cmds_t *cmds, size_t max_keys, size_t *map);
+ * command to parse and one reply instead of one per key. same_slot: a run also stops where the
+ * Redis Cluster slot of the key changes (a cluster takes a multi-key command only within one
+ * slot; keys with a hash tag, e.g. one per partition, still merge). map[i] (map has room for the
+ * count before the call) receives the index of the command that now carries command i. Returns
+ * the new count. */
+size_t rkb_cmds_coalesce(rkb_cmds_t *cmds, size_t max_keys, bool same_slot, size_t *map);
 /* Inspection (tests, logs): argc of command i, and argument j's bytes. */
 int rkb_cmds_argc(const rkb_cmds_t *cmds, size_t i);
 const char *rkb_cmds_argv(const rkb_cmds_t *cmds, size_t i, int j, size_t *len);

@@ -1098,14 +1098,9 @@ static size_t coalesce(const rkb_sink_task_t *t, rkb_cmds_t *cmds, size_t **map,
         *map_cap = n * 2;
         *map = rkb_realloc(*map, *map_cap * sizeof(**map));
     }
-    /* On a Redis Cluster the keys of one MSET or DEL must share a slot, which keys of
-     * different records seldom do: every command stays its own there. */
-    if (rkb_redis_is_cluster(t->redis)) {
-        for (size_t i = 0; i < n; i++)
-            (*map)[i] = i;
-        return n;
-    }
-    return rkb_cmds_coalesce(cmds, COALESCE_MAX_KEYS, *map);
+    /* On a Redis Cluster the keys of one MSET or DEL must share a slot: runs break where the
+     * slot changes (keys tagged per partition still merge). */
+    return rkb_cmds_coalesce(cmds, COALESCE_MAX_KEYS, rkb_redis_is_cluster(t->redis), *map);
 }
 
 /* The highest offset among the records encoded in this round, -1 when none was. */

@@ -6,6 +6,7 @@
 #include "harness_cluster.h"
 
 #include "redis/redis.h"
+#include "util/util.h"
 
 #include <stdarg.h>
 #include <setjmp.h>
@@ -288,12 +289,61 @@ static void test_moved_after_failover(void **state) {
     rkb_redis_destroy(r);
 }
 
+/* Coalescing for a cluster: runs of SET/DEL merge only while the key's slot stays the same, and
+ * the merged batch runs on the cluster without CROSSSLOT. */
+static void test_coalesce_by_slot(void **state) {
+    (void)state;
+    char why[512];
+    rkb_cmds_t *cmds = rkb_cmds_new();
+    const char *const keys[] = {"{p0}:a", "{p0}:b", "{p1}:a", "{p0}:c", "{p0}:d"};
+    for (size_t k = 0; k < 5; k++) {
+        rkb_cmds_begin(cmds);
+        rkb_cmds_args(cmds, "SET");
+        rkb_cmds_args(cmds, keys[k]);
+        rkb_cmds_argf(cmds, "v%zu", k);
+        rkb_cmds_end(cmds);
+    }
+    rkb_cmds_begin(cmds);
+    rkb_cmds_args(cmds, "DEL");
+    rkb_cmds_args(cmds, "{p0}:d");
+    rkb_cmds_end(cmds);
+    rkb_cmds_begin(cmds);
+    rkb_cmds_args(cmds, "DEL");
+    rkb_cmds_args(cmds, "{p1}:zz");
+    rkb_cmds_end(cmds);
+    size_t map[8];
+    assert_int_equal(rkb_cmds_coalesce(cmds, 100, true, map), 5);
+    const size_t expect_map[] = {0, 0, 1, 2, 2, 3, 4};
+    for (size_t i = 0; i < RKB_ARRAY_SIZE(expect_map); i++)
+        assert_int_equal(map[i], expect_map[i]);
+    rkb_buf_t out;
+    rkb_buf_init(&out);
+    rkb_cmds_describe(cmds, 0, &out);
+    assert_string_equal(out.data, "MSET {p0}:a v0 {p0}:b v1");
+    rkb_buf_free(&out);
+
+    rkb_redis_t *r = connect_to(cluster->nodes[0], RKB_REDIS_CLUSTER_AUTO);
+    assert_int_equal(rkb_redis_connect(r, why, sizeof(why)), RKB_REDIS_OK);
+    redisReply *replies[5];
+    assert_int_equal(rkb_redis_pipeline(r, cmds, replies, why, sizeof(why)), RKB_REDIS_OK);
+    for (size_t i = 0; i < 5; i++)
+        assert_null(rkb_redis_reply_error(replies[i]));
+    rkb_redis_replies_free(replies, 5);
+    char *value = h_redis_str(h_cluster_master_of(cluster, "{p0}:c"), "GET {p0}:c");
+    assert_string_equal(value, "v3");
+    free(value);
+    assert_null(h_redis_str(h_cluster_master_of(cluster, "{p0}:d"), "GET {p0}:d"));
+    rkb_redis_destroy(r);
+    rkb_cmds_destroy(cmds);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_key_slot),
         cmocka_unit_test(test_batch_routed_by_slot),
         cmocka_unit_test(test_multi_wait_script),
         cmocka_unit_test(test_mode_settings),
+        cmocka_unit_test(test_coalesce_by_slot),
         cmocka_unit_test(test_moved_after_failover),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -324,7 +324,7 @@ static void test_cmds_coalesce(void **state) {
     add_cmd(cmds, "SET", "co:e", "6", NULL);
     add_cmd(cmds, "SET", "co:f", "7", NULL);
     add_cmd(cmds, "HSET", "co:h", "f", "v", NULL);
-    assert_int_equal(rkb_cmds_coalesce(cmds, 2, map), 6);
+    assert_int_equal(rkb_cmds_coalesce(cmds, 2, false, map), 6);
     const size_t expect_map[] = {0, 0, 1, 2, 2, 3, 3, 4, 5};
     for (size_t i = 0; i < RKB_ARRAY_SIZE(expect_map); i++)
         assert_int_equal(map[i], expect_map[i]);

@@ -30,16 +30,41 @@
 #define TARGET_ANY (-1) /* no key: any node */
 #define TARGET_ALL (-2) /* WAIT: every node the batch wrote to */
 
+#define FLIGHTS 4 /* batches in flight at once (the sink has two) */
+
+/* A reply a node owes: to command `what` of flight `flight`, or (what < 0) to the ASKING sent
+ * before command ~what (its +OK is dropped). */
+typedef struct {
+    int flight;
+    long what;
+} expect_t;
+
 typedef struct {
     char *host;
     int port;
     rkb_redis_t *conn; /* a single-server handle to this node */
-    rkb_buf_t out;     /* this round's RESP for the node */
-    /* This round's replies to expect, in order: a command index, or ~index for an ASKING
-     * sent before command index (its +OK is dropped). */
-    long *expect;
-    size_t expect_cnt, expect_cap;
+    rkb_buf_t out;     /* the RESP being written to the node now */
+    /* The replies it owes, oldest first, over every flight; and how many per flight. */
+    expect_t *expect;
+    size_t expect_head, expect_tail, expect_cap;
+    size_t owed[FLIGHTS];
 } cnode_t;
+
+/* One batch between rkb_redis_pipeline_send and _recv: its RESP (with where each command
+ * starts, to send one again), where each command went, and the replies read so far. */
+typedef struct {
+    bool used;
+    const rkb_cmds_t *cmds; /* the caller's, unchanged until the batch is received */
+    size_t count;
+    rkb_buf_t resp;
+    size_t *start; /* start[count] is the end */
+    int *target;
+    bool *asking;
+    redisReply **replies;
+    size_t *pending, *next;
+    size_t cap;
+    int64_t started_us;
+} flight_t;
 
 typedef struct {
     char sha[41];
@@ -53,16 +78,9 @@ struct rkb_cluster_s {
     int slot_node[SLOTS]; /* master of each slot, an index into nodes, or -1 */
     bool ready;           /* the slots are known and no node failed since */
 
-    /* The batch being routed (grown, kept). */
-    size_t *start; /* where command i starts in resp; start[count] is the end */
-    int *target;
-    bool *asking;
-    size_t *pending, *next;
-    size_t cap;
-    rkb_buf_t resp;
-
-    /* rkb_redis_pipeline_send/recv: batches sent but not yet run, in order (see send). */
-    const rkb_cmds_t *queued[8];
+    flight_t flights[FLIGHTS];
+    /* rkb_redis_pipeline_send/recv: the flights sent and not yet received, oldest first. */
+    int queued[FLIGHTS];
     size_t queued_head, queued_tail;
 
     /* rkb_redis_send/read: the node each command sent went to, oldest first. */
@@ -247,6 +265,8 @@ static int refresh(rkb_redis_t *r, char *errstr, size_t errstr_size) {
             rkb_redis_t *conn = c->nodes[n].conn;
             if ((pass == 0) != (conn->conn != NULL))
                 continue;
+            if (c->nodes[n].expect_head != c->nodes[n].expect_tail)
+                continue; /* its connection carries replies a batch still owes */
             if (pass == 1 && node_connect(r, &c->nodes[n], why, sizeof(why)))
                 continue;
             redisReply *reply;
@@ -288,7 +308,8 @@ int rkb_cluster_detect(rkb_redis_t *r, char *errstr, size_t errstr_size) {
     for (size_t s = 0; s < SLOTS; s++)
         c->slot_node[s] = -1;
     c->last_node = -1;
-    rkb_buf_init(&c->resp);
+    for (size_t f = 0; f < FLIGHTS; f++)
+        rkb_buf_init(&c->flights[f].resp);
     r->cluster = c;
     node_get(r, r->conf.host, r->conf.port); /* the seed: asked again when all else fails */
     if (learn_slots(r, reply, r->conf.host) || any_node(c) < 0) {
@@ -317,12 +338,18 @@ void rkb_cluster_destroy(rkb_cluster_t *c) {
         free(c->nodes[n].expect);
     }
     free(c->nodes);
-    free(c->start);
-    free(c->target);
-    free(c->asking);
-    free(c->pending);
-    free(c->next);
-    rkb_buf_free(&c->resp);
+    for (size_t f = 0; f < FLIGHTS; f++) {
+        flight_t *fl = &c->flights[f];
+        if (fl->used)
+            rkb_redis_replies_free(fl->replies, fl->count);
+        rkb_buf_free(&fl->resp);
+        free(fl->start);
+        free(fl->target);
+        free(fl->asking);
+        free(fl->replies);
+        free(fl->pending);
+        free(fl->next);
+    }
     for (size_t k = 0; k < c->script_cnt; k++)
         free(c->scripts[k].text);
     free(c->scripts);
@@ -340,12 +367,14 @@ bool rkb_cluster_ready(const rkb_redis_t *r) {
     return r->cluster->ready;
 }
 
+static void lose_flights(rkb_cluster_t *c);
+
 void rkb_cluster_close(rkb_redis_t *r) {
     rkb_cluster_t *c = r->cluster;
     for (size_t n = 0; n < c->node_cnt; n++)
         rkb_redis_close(c->nodes[n].conn);
+    lose_flights(c);
     c->ready = false;
-    c->queued_head = c->queued_tail;
     c->sent_head = c->sent_tail;
 }
 
@@ -369,15 +398,16 @@ static rkb_cmds_t *one_command(int argc, const char **argv, const size_t *argvle
     return one;
 }
 
-static void grow(rkb_cluster_t *c, size_t count) {
-    if (count + 1 <= c->cap)
+static void flight_grow(flight_t *fl, size_t count) {
+    if (count + 1 <= fl->cap)
         return;
-    c->cap = (count + 1) * 2;
-    c->start = rkb_realloc(c->start, c->cap * sizeof(*c->start));
-    c->target = rkb_realloc(c->target, c->cap * sizeof(*c->target));
-    c->asking = rkb_realloc(c->asking, c->cap * sizeof(*c->asking));
-    c->pending = rkb_realloc(c->pending, c->cap * sizeof(*c->pending));
-    c->next = rkb_realloc(c->next, c->cap * sizeof(*c->next));
+    fl->cap = (count + 1) * 2;
+    fl->start = rkb_realloc(fl->start, fl->cap * sizeof(*fl->start));
+    fl->target = rkb_realloc(fl->target, fl->cap * sizeof(*fl->target));
+    fl->asking = rkb_realloc(fl->asking, fl->cap * sizeof(*fl->asking));
+    fl->replies = rkb_realloc(fl->replies, fl->cap * sizeof(*fl->replies));
+    fl->pending = rkb_realloc(fl->pending, fl->cap * sizeof(*fl->pending));
+    fl->next = rkb_realloc(fl->next, fl->cap * sizeof(*fl->next));
 }
 
 static int slot_target(const rkb_cluster_t *c, int slot) {
@@ -395,48 +425,189 @@ static size_t block_end(const rkb_cmds_t *cmds, size_t i, size_t count) {
 }
 
 /* Picks the node of every command: a MULTI block goes whole to the node of its first key. */
-static void route(rkb_cluster_t *c, const rkb_cmds_t *cmds, size_t count) {
-    for (size_t i = 0; i < count; i++) {
+static void route(const rkb_cluster_t *c, flight_t *fl) {
+    const rkb_cmds_t *cmds = fl->cmds;
+    for (size_t i = 0; i < fl->count; i++) {
         const char *name = rkb_cmds_argv(cmds, i, 0, NULL);
-        c->asking[i] = false;
+        fl->asking[i] = false;
         if (is(name, "WAIT")) {
-            c->target[i] = TARGET_ALL;
+            fl->target[i] = TARGET_ALL;
         } else if (is(name, "MULTI")) {
-            size_t end = block_end(cmds, i, count);
+            size_t end = block_end(cmds, i, fl->count);
             int slot = -1;
             for (size_t j = i + 1; j < end && slot < 0; j++)
                 slot = cmd_slot(cmds, j);
             for (size_t j = i; j <= end; j++) {
-                c->target[j] = slot_target(c, slot);
-                c->asking[j] = false;
+                fl->target[j] = slot_target(c, slot);
+                fl->asking[j] = false;
             }
             i = end;
         } else {
-            c->target[i] = slot_target(c, cmd_slot(cmds, i));
+            fl->target[i] = slot_target(c, cmd_slot(cmds, i));
         }
     }
 }
 
-static void expect_push(cnode_t *node, long what) {
-    if (node->expect_cnt == node->expect_cap) {
-        node->expect_cap = node->expect_cap ? node->expect_cap * 2 : 64;
-        node->expect = rkb_realloc(node->expect, node->expect_cap * sizeof(*node->expect));
+/* A free flight for cmds, formatted and routed; -1 when FLIGHTS are in flight already. */
+static int flight_open(rkb_cluster_t *c, const rkb_cmds_t *cmds) {
+    int f = 0;
+    while (f < FLIGHTS && c->flights[f].used)
+        f++;
+    if (f == FLIGHTS)
+        return -1;
+    flight_t *fl = &c->flights[f];
+    fl->used = true;
+    fl->cmds = cmds;
+    fl->count = rkb_cmds_count(cmds);
+    fl->started_us = rkb_now_us();
+    flight_grow(fl, fl->count);
+    rkb_buf_reset(&fl->resp);
+    for (size_t i = 0; i < fl->count; i++) {
+        fl->start[i] = fl->resp.len;
+        fl->replies[i] = NULL;
+        rkb_redis_resp_command(&fl->resp, cmds, i);
     }
-    node->expect[node->expect_cnt++] = what;
+    fl->start[fl->count] = fl->resp.len;
+    route(c, fl);
+    return f;
 }
 
-/* A node failed in the middle of a round: the other nodes of the round may still owe replies,
- * so every connection of the round is closed, and the handle must connect again (which learns
- * the slots again). */
-static int round_failed(rkb_redis_t *r, redisReply **replies, size_t count) {
+static void flight_close(rkb_cluster_t *c, int f) {
+    flight_t *fl = &c->flights[f];
+    rkb_redis_replies_free(fl->replies, fl->count);
+    fl->used = false;
+}
+
+/* Every flight is gone with the connections: their replies will never come. */
+static void lose_flights(rkb_cluster_t *c) {
+    for (int f = 0; f < FLIGHTS; f++)
+        if (c->flights[f].used)
+            flight_close(c, f);
+    c->queued_head = c->queued_tail;
+    for (size_t n = 0; n < c->node_cnt; n++) {
+        cnode_t *node = &c->nodes[n];
+        node->expect_head = node->expect_tail = 0;
+        memset(node->owed, 0, sizeof(node->owed));
+    }
+}
+
+/* A node failed: the others may owe replies that nobody will read now, so every connection is
+ * closed, every flight lost, and the handle must connect again (learning the slots again). */
+static int all_failed(rkb_redis_t *r) {
     rkb_cluster_t *c = r->cluster;
-    rkb_redis_replies_free(replies, count);
     for (size_t n = 0; n < c->node_cnt; n++)
-        if (c->nodes[n].expect_cnt)
-            rkb_redis_close(c->nodes[n].conn);
+        rkb_redis_close(c->nodes[n].conn);
+    lose_flights(c);
     c->ready = false;
-    c->queued_head = c->queued_tail; /* batches queued behind this one are lost with it */
     return RKB_REDIS_ERR_IO;
+}
+
+static void expect_push(cnode_t *node, int f, long what) {
+    if (node->expect_tail == node->expect_cap) {
+        node->expect_cap = node->expect_cap ? node->expect_cap * 2 : 256;
+        node->expect = rkb_realloc(node->expect, node->expect_cap * sizeof(*node->expect));
+    }
+    node->expect[node->expect_tail++] = (expect_t){.flight = f, .what = what};
+    node->owed[f]++;
+}
+
+/* Writes commands idx[0..cnt) of flight f to their nodes, each node's in one piece (all nodes
+ * before any reply is read). */
+static int dispatch(rkb_redis_t *r, int f, const size_t *idx, size_t cnt, char *errstr,
+                    size_t errstr_size) {
+    static const char asking[] = "*1\r\n$6\r\nASKING\r\n";
+    rkb_cluster_t *c = r->cluster;
+    flight_t *fl = &c->flights[f];
+    for (size_t n = 0; n < c->node_cnt; n++)
+        rkb_buf_reset(&c->nodes[n].out);
+    for (size_t p = 0; p < cnt; p++) {
+        size_t i = idx[p];
+        const char *bytes = fl->resp.data + fl->start[i];
+        size_t len = fl->start[i + 1] - fl->start[i];
+        if (fl->target[i] == TARGET_ALL) {
+            /* WAIT: after the writes of this round on every node that has some. */
+            bool any = false;
+            for (size_t n = 0; n < c->node_cnt; n++) {
+                if (!c->nodes[n].out.len)
+                    continue;
+                rkb_buf_append(&c->nodes[n].out, bytes, len);
+                expect_push(&c->nodes[n], f, (long)i);
+                any = true;
+            }
+            if (any)
+                continue;
+        }
+        cnode_t *node = &c->nodes[fl->target[i] >= 0 ? fl->target[i] : any_node(c)];
+        if (fl->asking[i]) {
+            rkb_buf_append(&node->out, asking, sizeof(asking) - 1);
+            expect_push(node, f, ~(long)i);
+        }
+        rkb_buf_append(&node->out, bytes, len);
+        expect_push(node, f, (long)i);
+    }
+    for (size_t n = 0; n < c->node_cnt; n++) {
+        cnode_t *node = &c->nodes[n];
+        if (!node->out.len)
+            continue;
+        if (node_connect(r, node, errstr, errstr_size) ||
+            rkb_redis_write(node->conn, node->out.data, node->out.len, errstr, errstr_size))
+            return all_failed(r);
+    }
+    return RKB_REDIS_OK;
+}
+
+/* Reads the oldest reply node owes into its flight. */
+static int read_one(rkb_redis_t *r, cnode_t *node, char *errstr, size_t errstr_size) {
+    rkb_cluster_t *c = r->cluster;
+    redisReply *reply;
+    if (rkb_redis_await(node->conn, &reply, errstr, errstr_size))
+        return all_failed(r);
+    expect_t e = node->expect[node->expect_head++];
+    if (node->expect_head == node->expect_tail)
+        node->expect_head = node->expect_tail = 0;
+    node->owed[e.flight]--;
+    flight_t *fl = &c->flights[e.flight];
+    size_t i = (size_t)(e.what < 0 ? ~e.what : e.what);
+    if (e.what < 0) {
+        freeReplyObject(reply); /* ASKING's +OK */
+    } else if (fl->replies[i] && fl->target[i] == TARGET_ALL) {
+        /* WAIT: the smallest count of replicas over the nodes. */
+        if (reply->type != REDIS_REPLY_INTEGER ||
+            (fl->replies[i]->type == REDIS_REPLY_INTEGER &&
+             reply->integer < fl->replies[i]->integer)) {
+            freeReplyObject(fl->replies[i]);
+            fl->replies[i] = reply;
+        } else {
+            freeReplyObject(reply);
+        }
+    } else {
+        if (fl->replies[i])
+            freeReplyObject(fl->replies[i]);
+        fl->replies[i] = reply;
+    }
+    return RKB_REDIS_OK;
+}
+
+/* Reads until flight f has every reply it is owed; replies of later flights that come first
+ * on a connection are read into those flights on the way. */
+static int collect(rkb_redis_t *r, int f, char *errstr, size_t errstr_size) {
+    rkb_cluster_t *c = r->cluster;
+    for (size_t n = 0; n < c->node_cnt; n++)
+        while (c->nodes[n].owed[f])
+            if (read_one(r, &c->nodes[n], errstr, errstr_size))
+                return RKB_REDIS_ERR_IO;
+    return RKB_REDIS_OK;
+}
+
+/* Reads every reply every node owes, so that a connection can carry a command of our own
+ * (CLUSTER SLOTS, SCRIPT LOAD) without its reply being taken for a batch's. */
+static int drain(rkb_redis_t *r, char *errstr, size_t errstr_size) {
+    rkb_cluster_t *c = r->cluster;
+    for (size_t n = 0; n < c->node_cnt; n++)
+        while (c->nodes[n].expect_head != c->nodes[n].expect_tail)
+            if (read_one(r, &c->nodes[n], errstr, errstr_size))
+                return RKB_REDIS_ERR_IO;
+    return RKB_REDIS_OK;
 }
 
 /* Loads a script on a node (known by its SHA from rkb_redis_script_load). */
@@ -493,109 +664,31 @@ static int redirect_node(rkb_redis_t *r, const char *msg, int *slot) {
 }
 
 /*
- * One batch over the cluster. Each round writes every node its share of the pending commands
- * (all nodes first, so they work at once), then reads them; what was redirected is pending for
- * the next round. The redirected commands of one key were all redirected together (one slot),
- * so they keep their order.
+ * The replies of flight f: what it was owed first, then rounds for what was redirected (MOVED:
+ * the slot has another master; ASK: the key is being migrated) or what a node lacked the script
+ * for (NOSCRIPT), each to the node named. The redirected commands of one key were all
+ * redirected together (one slot), and go again in the batch's order, so they keep their order;
+ * a later flight's commands of that key, routed the same way, are redirected in their own turn,
+ * after these.
  */
-int rkb_cluster_pipeline(rkb_redis_t *r, const rkb_cmds_t *cmds, redisReply **replies,
-                         char *errstr, size_t errstr_size) {
+static int finish(rkb_redis_t *r, int f, redisReply **replies, char *errstr, size_t errstr_size) {
     rkb_cluster_t *c = r->cluster;
-    size_t count = rkb_cmds_count(cmds);
-    for (size_t i = 0; i < count; i++)
-        replies[i] = NULL;
-    if (check_ready(c, errstr, errstr_size))
+    flight_t *fl = &c->flights[f];
+    const rkb_cmds_t *cmds = fl->cmds;
+    size_t count = fl->count;
+    if (collect(r, f, errstr, errstr_size))
         return RKB_REDIS_ERR_IO;
-    if (!count)
-        return RKB_REDIS_OK;
-    int64_t started_us = rkb_now_us();
-    grow(c, count);
-    rkb_buf_reset(&c->resp);
-    for (size_t i = 0; i < count; i++) {
-        c->start[i] = c->resp.len;
-        rkb_redis_resp_command(&c->resp, cmds, i);
-    }
-    c->start[count] = c->resp.len;
-    route(c, cmds, count);
     size_t pending_cnt = count;
     for (size_t i = 0; i < count; i++)
-        c->pending[i] = i;
-
-    static const char asking[] = "*1\r\n$6\r\nASKING\r\n";
+        fl->pending[i] = i;
     for (int round = 0; pending_cnt && round < MAX_ROUNDS; round++) {
-        for (size_t n = 0; n < c->node_cnt; n++) {
-            rkb_buf_reset(&c->nodes[n].out);
-            c->nodes[n].expect_cnt = 0;
-        }
-        for (size_t p = 0; p < pending_cnt; p++) {
-            size_t i = c->pending[p];
-            const char *bytes = c->resp.data + c->start[i];
-            size_t len = c->start[i + 1] - c->start[i];
-            if (c->target[i] == TARGET_ALL) {
-                /* WAIT: after the writes of this round on every node that has some. */
-                bool any = false;
-                for (size_t n = 0; n < c->node_cnt; n++) {
-                    if (!c->nodes[n].expect_cnt)
-                        continue;
-                    rkb_buf_append(&c->nodes[n].out, bytes, len);
-                    expect_push(&c->nodes[n], (long)i);
-                    any = true;
-                }
-                if (any)
-                    continue;
-            }
-            int n = c->target[i] >= 0 ? c->target[i] : any_node(c);
-            cnode_t *node = &c->nodes[n];
-            if (c->asking[i]) {
-                rkb_buf_append(&node->out, asking, sizeof(asking) - 1);
-                expect_push(node, ~(long)i);
-            }
-            rkb_buf_append(&node->out, bytes, len);
-            expect_push(node, (long)i);
-        }
-        for (size_t n = 0; n < c->node_cnt; n++) {
-            cnode_t *node = &c->nodes[n];
-            if (!node->expect_cnt)
-                continue;
-            if (node_connect(r, node, errstr, errstr_size) ||
-                rkb_redis_write(node->conn, node->out.data, node->out.len, errstr, errstr_size))
-                return round_failed(r, replies, count);
-        }
-        for (size_t n = 0; n < c->node_cnt; n++) {
-            cnode_t *node = &c->nodes[n];
-            for (size_t e = 0; e < node->expect_cnt; e++) {
-                redisReply *reply;
-                if (rkb_redis_await(node->conn, &reply, errstr, errstr_size))
-                    return round_failed(r, replies, count);
-                long what = node->expect[e];
-                size_t i = (size_t)(what < 0 ? ~what : what);
-                if (what < 0) {
-                    freeReplyObject(reply); /* ASKING's +OK */
-                } else if (replies[i] && c->target[i] == TARGET_ALL) {
-                    /* WAIT: the smallest count of replicas over the nodes. */
-                    if (reply->type != REDIS_REPLY_INTEGER ||
-                        (replies[i]->type == REDIS_REPLY_INTEGER &&
-                         reply->integer < replies[i]->integer)) {
-                        freeReplyObject(replies[i]);
-                        replies[i] = reply;
-                    } else {
-                        freeReplyObject(reply);
-                    }
-                } else {
-                    if (replies[i])
-                        freeReplyObject(replies[i]);
-                    replies[i] = reply;
-                }
-            }
-        }
-
         /* What comes again: redirected commands (a MULTI block whole), scripts a node lacked,
          * and WAIT after any of those. */
         size_t next_cnt = 0;
         bool moved = false, again = false;
         for (size_t p = 0; p < pending_cnt; p++) {
-            size_t i = c->pending[p];
-            const redisReply *reply = replies[i];
+            size_t i = fl->pending[p];
+            const redisReply *reply = fl->replies[i];
             const char *msg = reply && reply->type == REDIS_REPLY_ERROR ? reply->str : NULL;
             if (!msg)
                 continue;
@@ -610,11 +703,14 @@ int rkb_cluster_pipeline(rkb_redis_t *r, const rkb_cmds_t *cmds, redisReply **re
                 size_t len;
                 const char *sha = rkb_cmds_argv(cmds, i, 1, &len);
                 const script_t *script = script_find(c, sha, len);
-                int at = c->target[i] >= 0 ? c->target[i] : any_node(c);
+                int at = fl->target[i] >= 0 ? fl->target[i] : any_node(c);
                 char why[512];
-                if (!script || load_on(r, &c->nodes[at], script, why, sizeof(why))) {
-                    if (script)
-                        rkb_log_warn(r->component, "%s", why);
+                if (!script)
+                    continue;
+                if (drain(r, errstr, errstr_size))
+                    return RKB_REDIS_ERR_IO;
+                if (load_on(r, &c->nodes[at], script, why, sizeof(why))) {
+                    rkb_log_warn(r->component, "%s", why);
                     continue;
                 }
                 n = at;
@@ -625,95 +721,123 @@ int rkb_cluster_pipeline(rkb_redis_t *r, const rkb_cmds_t *cmds, redisReply **re
                 c->slot_node[slot] = n;
                 moved = true;
             }
-            c->target[i] = n;
-            c->asking[i] = is_ask;
-            c->next[next_cnt++] = i;
+            fl->target[i] = n;
+            fl->asking[i] = is_ask;
+            fl->next[next_cnt++] = i;
             again = true;
         }
         /* A block goes again whole (its MULTI came back +OK, its EXEC EXECABORT). */
         for (size_t p = 0; p < pending_cnt && again; p++) {
-            size_t i = c->pending[p];
+            size_t i = fl->pending[p];
             if (!is(rkb_cmds_argv(cmds, i, 0, NULL), "MULTI"))
                 continue;
             size_t end = block_end(cmds, i, count);
             int to = -1;
             for (size_t q = 0; q < next_cnt && to < 0; q++)
-                if (c->next[q] > i && c->next[q] <= end)
-                    to = c->target[c->next[q]];
+                if (fl->next[q] > i && fl->next[q] <= end)
+                    to = fl->target[fl->next[q]];
             if (to < 0)
                 continue;
             size_t kept = 0;
             for (size_t q = 0; q < next_cnt; q++)
-                if (c->next[q] < i || c->next[q] > end)
-                    c->next[kept++] = c->next[q];
+                if (fl->next[q] < i || fl->next[q] > end)
+                    fl->next[kept++] = fl->next[q];
             next_cnt = kept;
             for (size_t j = i; j <= end; j++) {
-                c->target[j] = to;
-                c->asking[j] = false;
-                c->next[next_cnt++] = j;
+                fl->target[j] = to;
+                fl->asking[j] = false;
+                fl->next[next_cnt++] = j;
             }
         }
         for (size_t p = 0; p < pending_cnt && again; p++)
-            if (c->target[c->pending[p]] == TARGET_ALL)
-                c->next[next_cnt++] = c->pending[p];
+            if (fl->target[fl->pending[p]] == TARGET_ALL)
+                fl->next[next_cnt++] = fl->pending[p];
+        if (!next_cnt)
+            break;
         if (moved) {
             /* A failover or a resharding moved more than this slot: learn them all. */
             char why[512];
+            if (drain(r, errstr, errstr_size))
+                return RKB_REDIS_ERR_IO;
             if (refresh(r, why, sizeof(why)))
                 rkb_log_warn(r->component, "%s", why);
         }
         /* In the batch's order, which the node needs for the commands of one key. */
-        for (size_t a = 1; a < next_cnt; a++) {
-            size_t v = c->next[a], b = a;
-            for (; b > 0 && c->next[b - 1] > v; b--)
-                c->next[b] = c->next[b - 1];
-            c->next[b] = v;
+        for (size_t x = 1; x < next_cnt; x++) {
+            size_t v = fl->next[x], y = x;
+            for (; y > 0 && fl->next[y - 1] > v; y--)
+                fl->next[y] = fl->next[y - 1];
+            fl->next[y] = v;
+        }
+        if (round == MAX_ROUNDS - 1) {
+            pending_cnt = 0; /* still redirected: their last replies (transient) stand */
+            break;
         }
         for (size_t q = 0; q < next_cnt; q++) {
-            size_t i = c->next[q];
-            if (replies[i])
-                freeReplyObject(replies[i]);
-            replies[i] = NULL;
+            size_t i = fl->next[q];
+            if (fl->replies[i])
+                freeReplyObject(fl->replies[i]);
+            fl->replies[i] = NULL;
         }
-        memcpy(c->pending, c->next, next_cnt * sizeof(*c->pending));
+        if (dispatch(r, f, fl->next, next_cnt, errstr, errstr_size) ||
+            collect(r, f, errstr, errstr_size))
+            return RKB_REDIS_ERR_IO;
+        memcpy(fl->pending, fl->next, next_cnt * sizeof(*fl->pending));
         pending_cnt = next_cnt;
     }
-    if (pending_cnt) {
-        /* Still redirected after MAX_ROUNDS: the last replies (MOVED/ASK) stand; they are
-         * transient (rkb_redis_error_is_transient), and the caller tries again later. This
-         * round's replies were freed above, so rebuild them as the redirect errors. */
-        for (size_t q = 0; q < pending_cnt; q++) {
-            size_t i = c->pending[q];
-            if (!replies[i]) {
-                redisReply *fake = rkb_calloc(1, sizeof(*fake));
-                fake->type = REDIS_REPLY_ERROR;
-                fake->str = rkb_strdup("TRYAGAIN the cluster kept redirecting this command");
-                fake->len = strlen(fake->str);
-                replies[i] = fake;
-            }
-        }
-    }
-    rkb_task_metrics_redis_round_trip(r->metrics, rkb_now_us() - started_us, count);
+    memcpy(replies, fl->replies, count * sizeof(*replies));
+    for (size_t i = 0; i < count; i++)
+        fl->replies[i] = NULL;
+    rkb_task_metrics_redis_round_trip(r->metrics, rkb_now_us() - fl->started_us, count);
+    flight_close(c, f);
     return RKB_REDIS_OK;
 }
 
-/*
- * Two batches in flight, as rkb_redis_pipeline_send/recv allow on one connection, would need
- * each node's redirections sorted out across both; on a cluster send only queues the batch
- * (the caller keeps cmds unchanged until its recv) and recv runs it whole. The nodes still
- * work in parallel within a batch.
- */
+/* One batch, and its replies. Other batches may be in flight meanwhile: the nodes answer in
+ * order, and what they owe those is read into them on the way. */
+int rkb_cluster_pipeline(rkb_redis_t *r, const rkb_cmds_t *cmds, redisReply **replies,
+                         char *errstr, size_t errstr_size) {
+    rkb_cluster_t *c = r->cluster;
+    size_t count = rkb_cmds_count(cmds);
+    for (size_t i = 0; i < count; i++)
+        replies[i] = NULL;
+    if (check_ready(c, errstr, errstr_size))
+        return RKB_REDIS_ERR_IO;
+    if (!count)
+        return RKB_REDIS_OK;
+    int f = flight_open(c, cmds);
+    if (f < 0) {
+        snprintf(errstr, errstr_size, "redis cluster: too many batches in flight");
+        return RKB_REDIS_ERR_IO;
+    }
+    flight_t *fl = &c->flights[f];
+    for (size_t i = 0; i < count; i++)
+        fl->pending[i] = i;
+    if (dispatch(r, f, fl->pending, count, errstr, errstr_size))
+        return RKB_REDIS_ERR_IO;
+    return finish(r, f, replies, errstr, errstr_size);
+}
+
+/* As on one connection: send writes the batch to its nodes at once; recv reads the replies of
+ * the oldest batch sent (following its redirections then). */
 int rkb_cluster_pipeline_send(rkb_redis_t *r, const rkb_cmds_t *cmds, char *errstr,
                               size_t errstr_size) {
     rkb_cluster_t *c = r->cluster;
     if (check_ready(c, errstr, errstr_size))
         return RKB_REDIS_ERR_IO;
-    if (c->queued_tail - c->queued_head == RKB_ARRAY_SIZE(c->queued)) {
+    if (!rkb_cmds_count(cmds))
+        return RKB_REDIS_OK;
+    int f = flight_open(c, cmds);
+    if (f < 0) {
         snprintf(errstr, errstr_size, "redis cluster: too many batches in flight");
         return RKB_REDIS_ERR_IO;
     }
-    if (rkb_cmds_count(cmds))
-        c->queued[c->queued_tail++ % RKB_ARRAY_SIZE(c->queued)] = cmds;
+    flight_t *fl = &c->flights[f];
+    for (size_t i = 0; i < fl->count; i++)
+        fl->pending[i] = i;
+    if (dispatch(r, f, fl->pending, fl->count, errstr, errstr_size))
+        return RKB_REDIS_ERR_IO;
+    c->queued[c->queued_tail++ % FLIGHTS] = f;
     return RKB_REDIS_OK;
 }
 
@@ -728,11 +852,8 @@ int rkb_cluster_pipeline_recv(rkb_redis_t *r, size_t count, redisReply **replies
         snprintf(errstr, errstr_size, "redis cluster: not connected");
         return RKB_REDIS_ERR_IO;
     }
-    const rkb_cmds_t *cmds = c->queued[c->queued_head++ % RKB_ARRAY_SIZE(c->queued)];
-    int err = rkb_cluster_pipeline(r, cmds, replies, errstr, errstr_size);
-    if (err)
-        c->queued_head = c->queued_tail; /* the connections are gone, and the batches with them */
-    return err;
+    int f = c->queued[c->queued_head++ % FLIGHTS];
+    return finish(r, f, replies, errstr, errstr_size);
 }
 
 /* Loaded on every master, and kept, so that a master that appears later (a promoted replica)

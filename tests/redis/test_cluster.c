@@ -337,6 +337,73 @@ static void test_coalesce_by_slot(void **state) {
     rkb_cmds_destroy(cmds);
 }
 
+/* The replica of the master of key (NULL if none). */
+static h_redis_t *replica_of_master_of(const char *key) {
+    h_redis_t *master = h_cluster_master_of(cluster, key);
+    char port[32];
+    snprintf(port, sizeof(port), "master_port:%d\r", master->port);
+    for (int n = 0; n < cluster->node_cnt; n++) {
+        h_redis_t *node = cluster->nodes[n];
+        if (node == master || node->pid <= 0)
+            continue;
+        redisReply *reply = h_redis_cmd(node, "INFO replication");
+        bool is_replica = strstr(reply->str, port) != NULL;
+        freeReplyObject(reply);
+        if (is_replica)
+            return node;
+    }
+    return NULL;
+}
+
+/* Two batches in flight (rkb_redis_pipeline_send twice, then the receives) while their slot has
+ * moved: both come back MOVED from the old master, and the second batch's commands of a key run
+ * after the first's on the new master. */
+static void test_two_in_flight_redirected(void **state) {
+    (void)state;
+    char why[512];
+    rkb_redis_t *r = connect_to(cluster->nodes[0], RKB_REDIS_CLUSTER_AUTO);
+    assert_int_equal(rkb_redis_connect(r, why, sizeof(why)), RKB_REDIS_OK);
+    h_redis_t *replica = replica_of_master_of("{tif}");
+    assert_non_null(replica);
+    redisReply *fo = h_redis_cmd(replica, "CLUSTER FAILOVER");
+    freeReplyObject(fo);
+    assert_true(H_WAIT_FOR(h_cluster_master_of(cluster, "{tif}") == replica, 20000));
+
+    rkb_cmds_t *first = rkb_cmds_new(), *second = rkb_cmds_new();
+    const char *const set[] = {"SET", "{tif}:k", "1"}, *const set2[] = {"SET", "{tif}:j", "a"};
+    const char *const incr[] = {"INCR", "{tif}:k"}, *const get[] = {"GET", "{tif}:k"};
+    const char *const *cmds1[] = {set, set2}, *const *cmds2[] = {incr, get};
+    const int argc1[] = {3, 3}, argc2[] = {2, 2};
+    for (int i = 0; i < 2; i++) {
+        rkb_cmds_begin(first);
+        for (int j = 0; j < argc1[i]; j++)
+            rkb_cmds_args(first, cmds1[i][j]);
+        rkb_cmds_end(first);
+        rkb_cmds_begin(second);
+        for (int j = 0; j < argc2[i]; j++)
+            rkb_cmds_args(second, cmds2[i][j]);
+        rkb_cmds_end(second);
+    }
+    redisReply *replies[2];
+    assert_int_equal(rkb_redis_pipeline_send(r, first, why, sizeof(why)), RKB_REDIS_OK);
+    assert_int_equal(rkb_redis_pipeline_send(r, second, why, sizeof(why)), RKB_REDIS_OK);
+    assert_int_equal(rkb_redis_pipeline_recv(r, 2, replies, why, sizeof(why)), RKB_REDIS_OK);
+    assert_int_equal(replies[0]->type, REDIS_REPLY_STATUS);
+    assert_int_equal(replies[1]->type, REDIS_REPLY_STATUS);
+    rkb_redis_replies_free(replies, 2);
+    assert_int_equal(rkb_redis_pipeline_recv(r, 2, replies, why, sizeof(why)), RKB_REDIS_OK);
+    assert_int_equal(replies[0]->type, REDIS_REPLY_INTEGER);
+    assert_int_equal(replies[0]->integer, 2);
+    assert_string_equal(replies[1]->str, "2");
+    rkb_redis_replies_free(replies, 2);
+    char *value = h_redis_str(replica, "GET {tif}:k");
+    assert_string_equal(value, "2");
+    free(value);
+    rkb_cmds_destroy(first);
+    rkb_cmds_destroy(second);
+    rkb_redis_destroy(r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_key_slot),
@@ -345,6 +412,7 @@ int main(void) {
         cmocka_unit_test(test_mode_settings),
         cmocka_unit_test(test_coalesce_by_slot),
         cmocka_unit_test(test_moved_after_failover),
+        cmocka_unit_test(test_two_in_flight_redirected),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

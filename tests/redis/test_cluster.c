@@ -404,6 +404,85 @@ static void test_two_in_flight_redirected(void **state) {
     rkb_redis_destroy(r);
 }
 
+/* The node id of a running node (CLUSTER MYID), malloc'd. */
+static char *node_id(h_redis_t *node) {
+    return h_redis_str(node, "CLUSTER MYID");
+}
+
+/* A slot being migrated (MIGRATING on its master, IMPORTING on another): a key already moved
+ * answers ASK from the old master, and the handle asks the new one (ASKING first); a new key of
+ * that slot is created on the new master the same way. Then the migration ends, and the next
+ * batch follows MOVED. */
+static void test_ask_during_migration(void **state) {
+    (void)state;
+    char why[512];
+    h_redis_t *source = h_cluster_master_of(cluster, "{ask}");
+    h_redis_t *target = h_cluster_master_of(cluster, "{moved}") != source
+                            ? h_cluster_master_of(cluster, "{moved}")
+                            : h_cluster_master_of(cluster, "{tif}");
+    if (target == source) /* three masters: one of these two tags is elsewhere */
+        target = h_cluster_master_of(cluster, "{b}") != source ? h_cluster_master_of(cluster, "{b}")
+                                                              : h_cluster_master_of(cluster, "{a}");
+    assert_true(target != source);
+    long long slot = h_redis_int(source, "CLUSTER KEYSLOT {ask}");
+    char *source_id = node_id(source), *target_id = node_id(target);
+    redisReply *reply = h_redis_cmd(source, "SET {ask}:old v-old");
+    freeReplyObject(reply);
+    reply = h_redis_cmd(target, "CLUSTER SETSLOT %lld IMPORTING %s", slot, source_id);
+    assert_int_equal(reply->type, REDIS_REPLY_STATUS);
+    freeReplyObject(reply);
+    reply = h_redis_cmd(source, "CLUSTER SETSLOT %lld MIGRATING %s", slot, target_id);
+    assert_int_equal(reply->type, REDIS_REPLY_STATUS);
+    freeReplyObject(reply);
+    reply = h_redis_cmd(source, "MIGRATE 127.0.0.1 %d {ask}:old 0 5000", target->port);
+    assert_int_equal(reply->type, REDIS_REPLY_STATUS);
+    freeReplyObject(reply);
+
+    rkb_redis_t *r = connect_to(cluster->nodes[0], RKB_REDIS_CLUSTER_AUTO);
+    assert_int_equal(rkb_redis_connect(r, why, sizeof(why)), RKB_REDIS_OK);
+    rkb_cmds_t *cmds = rkb_cmds_new();
+    rkb_cmds_begin(cmds);
+    rkb_cmds_args(cmds, "GET");
+    rkb_cmds_args(cmds, "{ask}:old");
+    rkb_cmds_end(cmds);
+    rkb_cmds_begin(cmds);
+    rkb_cmds_args(cmds, "SET");
+    rkb_cmds_args(cmds, "{ask}:new");
+    rkb_cmds_args(cmds, "v-new");
+    rkb_cmds_end(cmds);
+    redisReply *replies[2];
+    assert_int_equal(rkb_redis_pipeline(r, cmds, replies, why, sizeof(why)), RKB_REDIS_OK);
+    assert_int_equal(replies[0]->type, REDIS_REPLY_STRING);
+    assert_string_equal(replies[0]->str, "v-old");
+    assert_int_equal(replies[1]->type, REDIS_REPLY_STATUS);
+    rkb_redis_replies_free(replies, 2);
+    /* The new key is on the importing node (ASKING + SET there), not on the old master. */
+    reply = h_redis_cmd(target, "ASKING");
+    freeReplyObject(reply);
+    assert_int_equal(h_redis_int(target, "EXISTS {ask}:new"), 1);
+    reply = h_redis_cmd(source, "EXISTS {ask}:new"); /* not there: it sends us on (ASK) */
+    assert_int_equal(reply->type, REDIS_REPLY_ERROR);
+    assert_int_equal(strncmp(reply->str, "ASK ", 4), 0);
+    freeReplyObject(reply);
+
+    /* The migration ends: the slot is the target's; the same batch now follows MOVED. */
+    for (int n = 0; n < cluster->node_cnt; n++) {
+        if (cluster->nodes[n]->pid <= 0)
+            continue;
+        reply = h_redis_cmd(cluster->nodes[n], "CLUSTER SETSLOT %lld NODE %s", slot, target_id);
+        freeReplyObject(reply);
+    }
+    assert_int_equal(rkb_redis_pipeline(r, cmds, replies, why, sizeof(why)), RKB_REDIS_OK);
+    assert_string_equal(replies[0]->str, "v-old");
+    assert_null(rkb_redis_reply_error(replies[1]));
+    rkb_redis_replies_free(replies, 2);
+    assert_true(h_cluster_master_of(cluster, "{ask}") == target);
+    free(source_id);
+    free(target_id);
+    rkb_cmds_destroy(cmds);
+    rkb_redis_destroy(r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_key_slot),
@@ -413,6 +492,7 @@ int main(void) {
         cmocka_unit_test(test_coalesce_by_slot),
         cmocka_unit_test(test_moved_after_failover),
         cmocka_unit_test(test_two_in_flight_redirected),
+        cmocka_unit_test(test_ask_during_migration),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -565,7 +565,9 @@ static const rkb_property_t properties[] = {
      .default_value = "",
      .scope = RKB_SCOPE_SINK,
      .doc = "WINDOW: prefix of the window keys in Redis; empty: win:NAME: with the connector "
-            "name"},
+            "name. ${topic} and ${partition} stand for the record's; on a Redis Cluster the "
+            "prefix must hold the partition's hash tag, e.g. win:{${topic}:${partition}}:, so "
+            "that a window changes in one step with its partition's offset"},
     {.name = "window.result.ttl.ms",
      .type = RKB_PROP_INT,
      .default_value = "86400000",

@@ -70,6 +70,12 @@ struct rkb_window_s {
     char *component;
     char *offset_ns;
     char *spec; /* what window.lua parses */
+    /* window.key.prefix names ${topic} or ${partition} (a Redis Cluster needs the window keys in
+     * the partition's slot): spec is then rendered per record into spec_buf, from spec_head (all
+     * but the prefix) and prefix. */
+    bool prefix_per_partition;
+    char *spec_head, *prefix;
+    rkb_buf_t spec_buf;
     rkb_tmpl_t *time_tmpl, *group_tmpl, *value_tmpl, *element_tmpl; /* the last two may be NULL */
     rkb_buf_t scratch;
 
@@ -237,6 +243,28 @@ static char *build_spec(const rkb_config_t *conf) {
     return spec.data;
 }
 
+/* The spec for a record of topic/partition: win->spec, or with ${topic} and ${partition}
+ * replaced in the prefix. */
+static const char *spec_for(rkb_window_t *win, const char *topic, int32_t partition) {
+    if (!win->prefix_per_partition)
+        return win->spec;
+    rkb_buf_t *out = &win->spec_buf;
+    rkb_buf_reset(out);
+    rkb_buf_appends(out, win->spec_head);
+    for (const char *p = win->prefix; *p;) {
+        if (!strncmp(p, "${topic}", 8)) {
+            rkb_buf_appends(out, topic);
+            p += 8;
+        } else if (!strncmp(p, "${partition}", 12)) {
+            rkb_buf_appendf(out, "%" PRId32, partition);
+            p += 12;
+        } else {
+            rkb_buf_append(out, p++, 1);
+        }
+    }
+    return out->data;
+}
+
 static void on_delivery(void *msg_opaque, int err, const char *errstr, void *opaque);
 
 static rkb_tmpl_t *parse_template(const rkb_config_t *conf, const char *key, char *errstr,
@@ -257,6 +285,13 @@ rkb_window_t *rkb_window_new(const rkb_config_t *conf, int task_id, const char *
     win->component = rkb_strdup(component);
     win->offset_ns = rkb_strdup(offset_ns);
     win->spec = build_spec(conf);
+    const char *prefix = rkb_config_get(conf, "window.key.prefix");
+    rkb_buf_init(&win->spec_buf);
+    if (prefix && (strstr(prefix, "${topic}") || strstr(prefix, "${partition}"))) {
+        win->prefix_per_partition = true;
+        win->prefix = rkb_strdup(prefix);
+        win->spec_head = rkb_strndup(win->spec, strlen(win->spec) - strlen(prefix));
+    }
     rkb_buf_init(&win->scratch);
     const char *aggregates = rkb_config_get(conf, "window.aggregates");
     if (!(win->time_tmpl = parse_template(conf, "window.time", errstr, errstr_size)) ||
@@ -292,6 +327,9 @@ void rkb_window_destroy(rkb_window_t *win) {
     free(win->component);
     free(win->offset_ns);
     free(win->spec);
+    free(win->spec_head);
+    free(win->prefix);
+    rkb_buf_free(&win->spec_buf);
     rkb_tmpl_destroy(win->time_tmpl);
     rkb_tmpl_destroy(win->group_tmpl);
     rkb_tmpl_destroy(win->value_tmpl);
@@ -413,7 +451,7 @@ int rkb_window_encode(rkb_window_t *win, rkb_record_t *rec, rkb_cmds_t *cmds, ch
     rkb_cmds_begin(cmds);
     rkb_cmds_args(cmds, "RKB.WINDOW");
     rkb_cmds_args(cmds, state);
-    rkb_cmds_args(cmds, win->spec);
+    rkb_cmds_args(cmds, spec_for(win, rec->topic, rec->partition));
     rkb_cmds_arg_int(cmds, ts);
     rkb_cmds_arg(cmds, win->scratch.data + group_off, group_len);
     rkb_cmds_args(cmds, value);

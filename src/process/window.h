@@ -48,7 +48,9 @@
  *   PREFIX<group>:sessions                 zset of the group's sessions by last event time
  * Open state expires after window.state.ttl.ms without records (a wall-clock safety net),
  * closed results after window.result.ttl.ms. Sums use HINCRBYFLOAT (exact under replay: the
- * script never applies a record twice). Keys are not Redis Cluster slot-aligned.
+ * script never applies a record twice). On a Redis Cluster the window keys must share the
+ * partition's slot: window.key.prefix takes ${topic} and ${partition}, e.g.
+ * win:{${topic}:${partition}}: (the sink checks it, SEMANTICS.md E-8).
  *
  * Kafka result record (window.output.topic): key = the group; value = JSON
  *   {"key":"u1","window_start":0,"window_end":10000,"type":"tumbling","value":3,"final":true}

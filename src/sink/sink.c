@@ -699,6 +699,27 @@ static bool keys_in_offset_slot(rkb_sink_task_t *t, size_t i, const char *offset
         if (rkb_cmds_argc(t->cmds, j) < 2 || !strcasecmp(name, "PUBLISH"))
             continue;
         const char *key = rkb_cmds_argv(t->cmds, j, 1, &len);
+        if (!strcasecmp(name, "RKB.WINDOW")) {
+            /* Its state key is the partition's; the window keys start with the prefix, the
+             * last word of the spec (argument 2; window.h). */
+            const char *spec = rkb_cmds_argv(t->cmds, j, 2, NULL);
+            const char *prefix = strrchr(spec, ' ');
+            prefix = prefix ? prefix + 1 : spec;
+            char probe[1100];
+            snprintf(probe, sizeof(probe), "%sgroup", prefix);
+            if (rkb_redis_key_slot(probe, strlen(probe)) == want)
+                continue;
+            char why[1000];
+            snprintf(why, sizeof(why),
+                     "redis.type=WINDOW on Redis Cluster: the window keys of %s[%d] ('%.150s...') "
+                     "are not in the slot of the partition's offset key '%.150s', so a window "
+                     "cannot change in one step with it; set window.key.prefix with the hash tag "
+                     "{${topic}:${partition}}, e.g. window.key.prefix=win:{${topic}:${partition}}: "
+                     "(SEMANTICS.md E-8)",
+                     t->recs[i].topic, t->recs[i].partition, prefix, offset_key);
+            fail_task(t, NULL, why);
+            return false;
+        }
         if (rkb_redis_key_slot(key, len) == want)
             continue;
         const rkb_record_t *rec = &t->recs[i];

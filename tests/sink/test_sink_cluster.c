@@ -44,7 +44,7 @@ static const struct {
 static int setup(void **state) {
     (void)state;
     cluster = h_cluster_start(3, 1);
-    broker = h_broker_start(1, TOPIC ":8,eos_bad:1");
+    broker = h_broker_start(1, TOPIC ":8,eos_bad:1,win_in:2,win_bad:1");
     rd_kafka_t *producer = h_producer_new(broker);
     for (int i = 0; i < RECORDS; i++) {
         char key[32], value[128];
@@ -302,9 +302,88 @@ static void test_eos_key_outside_slot(void **state) {
     h_proc_free(proc);
 }
 
+/* The text of field of hash key on the cluster (NULL: none), malloc'd. */
+static char *cluster_hget(const char *key, const char *field) {
+    h_redis_t *master = h_cluster_master_of(cluster, key);
+    assert_non_null(master);
+    return h_redis_str(master, "HGET %s %s", key, field);
+}
+
+/* Windows on a cluster: with the partition's hash tag in window.key.prefix every window key is
+ * in its partition's slot, and the windows move in one step with the offsets (W-1's shape on
+ * two partitions); without it the task stops, naming window.key.prefix (E-8). */
+static void test_window_on_cluster(void **state) {
+    (void)state;
+    rd_kafka_t *producer = h_producer_new(broker);
+    const int64_t ts[] = {1000, 5000, 12000};
+    for (int p = 0; p < 2; p++)
+        for (size_t i = 0; i < 3; i++) {
+            rd_kafka_resp_err_t err = rd_kafka_producev(
+                producer, RD_KAFKA_V_TOPIC("win_in"), RD_KAFKA_V_PARTITION(p),
+                RD_KAFKA_V_KEY("u1", 2), RD_KAFKA_V_VALUE("x", 1), RD_KAFKA_V_TIMESTAMP(ts[i]),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+            assert_int_equal(err, 0);
+        }
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        producer, RD_KAFKA_V_TOPIC("win_bad"), RD_KAFKA_V_PARTITION(0), RD_KAFKA_V_KEY("u1", 2),
+        RD_KAFKA_V_VALUE("x", 1), RD_KAFKA_V_TIMESTAMP(1000), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_END);
+    assert_int_equal(err, 0);
+    h_producer_flush(producer);
+    h_producer_destroy(producer);
+
+    const char *settings = "connector.class=com.redis.kafka.connect.RedisSinkConnector\n"
+                           "redis.type=WINDOW\nwindow.size.ms=10000\nkafka.session.timeout.ms=6000\n";
+    char *text = NULL;
+    if (asprintf(&text,
+                 "name=win_ok\ntopics=win_in\nredis.uri=%s\nkafka.bootstrap.servers=%s\n%s"
+                 "window.key.prefix=win:{${topic}:${partition}}:\n",
+                 running_node_uri(), broker->bootstrap, settings) < 0)
+        abort();
+    h_proc_t *proc = h_rkbridge_run(text, NULL);
+    free(text);
+    bool done = H_WAIT_FOR(h_committed(broker, "connect-win_ok", "win_in", 0) == 3 &&
+                               h_committed(broker, "connect-win_ok", "win_in", 1) == 3,
+                           60000);
+    if (!done)
+        sink_dump_output(proc);
+    assert_true(done);
+    assert_int_equal(h_proc_stop(proc, SIGTERM, 30000), 0);
+    h_proc_free(proc);
+    for (int p = 0; p < 2; p++) {
+        char key[64];
+        snprintf(key, sizeof(key), "win:{win_in:%d}:u1:0", p);
+        char *count = cluster_hget(key, "count"), *final = cluster_hget(key, "final");
+        assert_string_equal(count, "2");
+        assert_string_equal(final, "1"); /* closed by 12000 */
+        free(count);
+        free(final);
+        snprintf(key, sizeof(key), "win:{win_in:%d}:u1:10000", p);
+        count = cluster_hget(key, "count");
+        assert_string_equal(count, "1");
+        free(count);
+    }
+
+    if (asprintf(&text, "name=win_bad\ntopics=win_bad\nredis.uri=%s\nkafka.bootstrap.servers=%s\n%s",
+                 running_node_uri(), broker->bootstrap, settings) < 0)
+        abort();
+    proc = h_rkbridge_run(text, NULL);
+    free(text);
+    assert_true(H_WAIT_FOR(({
+                               char *out = h_proc_output(proc);
+                               bool found = strstr(out, "window.key.prefix=win:{") != NULL;
+                               free(out);
+                               found;
+                           }),
+                           60000));
+    assert_true(h_committed(broker, "connect-win_bad", "win_bad", 0) < 0); /* none */
+    h_proc_free(proc);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_eos_key_outside_slot),
+        cmocka_unit_test(test_window_on_cluster),
         cmocka_unit_test(test_cluster_failover_both_modes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -109,7 +109,8 @@ int rkb_sentinel_conf_from_uri(rkb_redis_conf_t *conf, const char *uri, char *er
     }
     const char *at = last_in(authority, hash, '@');
     const char *hosts = at ? at + 1 : authority;
-    const char *hosts_end = memchr(hosts, '/', (size_t)(hash - hosts));
+    size_t hosts_len = hash > hosts ? (size_t)(hash - hosts) : 0; /* '@' is before '#' */
+    const char *hosts_end = memchr(hosts, '/', hosts_len);
     const char *path = hosts_end; /* "/db" up to hash, or NULL */
     if (!hosts_end)
         hosts_end = hash;

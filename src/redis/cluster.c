@@ -793,6 +793,21 @@ static int finish(rkb_redis_t *r, int f, redisReply **replies, char *errstr, siz
     return RKB_REDIS_OK;
 }
 
+/* Opens a flight for cmds (count > 0) and writes it to its nodes: the flight, or -1 with
+ * errstr. */
+static int flight_start(rkb_redis_t *r, const rkb_cmds_t *cmds, char *errstr, size_t errstr_size) {
+    rkb_cluster_t *c = r->cluster;
+    int f = flight_open(c, cmds);
+    if (f < 0) {
+        snprintf(errstr, errstr_size, "redis cluster: too many batches in flight");
+        return -1;
+    }
+    flight_t *fl = &c->flights[f];
+    for (size_t i = 0; i < fl->count; i++)
+        fl->pending[i] = i;
+    return dispatch(r, f, fl->pending, fl->count, errstr, errstr_size) ? -1 : f;
+}
+
 /* One batch, and its replies. Other batches may be in flight meanwhile: the nodes answer in
  * order, and what they owe those is read into them on the way. */
 int rkb_cluster_pipeline(rkb_redis_t *r, const rkb_cmds_t *cmds, redisReply **replies,
@@ -805,17 +820,8 @@ int rkb_cluster_pipeline(rkb_redis_t *r, const rkb_cmds_t *cmds, redisReply **re
         return RKB_REDIS_ERR_IO;
     if (!count)
         return RKB_REDIS_OK;
-    int f = flight_open(c, cmds);
-    if (f < 0) {
-        snprintf(errstr, errstr_size, "redis cluster: too many batches in flight");
-        return RKB_REDIS_ERR_IO;
-    }
-    flight_t *fl = &c->flights[f];
-    for (size_t i = 0; i < count; i++)
-        fl->pending[i] = i;
-    if (dispatch(r, f, fl->pending, count, errstr, errstr_size))
-        return RKB_REDIS_ERR_IO;
-    return finish(r, f, replies, errstr, errstr_size);
+    int f = flight_start(r, cmds, errstr, errstr_size);
+    return f < 0 ? RKB_REDIS_ERR_IO : finish(r, f, replies, errstr, errstr_size);
 }
 
 /* As on one connection: send writes the batch to its nodes at once; recv reads the replies of
@@ -827,15 +833,8 @@ int rkb_cluster_pipeline_send(rkb_redis_t *r, const rkb_cmds_t *cmds, char *errs
         return RKB_REDIS_ERR_IO;
     if (!rkb_cmds_count(cmds))
         return RKB_REDIS_OK;
-    int f = flight_open(c, cmds);
-    if (f < 0) {
-        snprintf(errstr, errstr_size, "redis cluster: too many batches in flight");
-        return RKB_REDIS_ERR_IO;
-    }
-    flight_t *fl = &c->flights[f];
-    for (size_t i = 0; i < fl->count; i++)
-        fl->pending[i] = i;
-    if (dispatch(r, f, fl->pending, fl->count, errstr, errstr_size))
+    int f = flight_start(r, cmds, errstr, errstr_size);
+    if (f < 0)
         return RKB_REDIS_ERR_IO;
     c->queued[c->queued_tail++ % FLIGHTS] = f;
     return RKB_REDIS_OK;

@@ -269,6 +269,13 @@ static void test_cluster_failover_both_modes(void **state) {
     free(dump);
 }
 
+static bool output_has(h_proc_t *proc, const char *needle) {
+    char *out = h_proc_output(proc);
+    bool found = strstr(out, needle) != NULL;
+    free(out);
+    return found;
+}
+
 /* E-8: exactly-once on a cluster with keys outside their partition's slot stops the task with
  * a message naming the setting; nothing is committed. */
 static void test_eos_key_outside_slot(void **state) {
@@ -287,13 +294,7 @@ static void test_eos_key_outside_slot(void **state) {
         abort();
     h_proc_t *proc = h_rkbridge_run(text, NULL);
     free(text);
-    assert_true(H_WAIT_FOR(({
-                               char *out = h_proc_output(proc);
-                               bool found = strstr(out, "{${topic}:${partition}}") != NULL;
-                               free(out);
-                               found;
-                           }),
-                           60000));
+    assert_true(H_WAIT_FOR(output_has(proc, "{${topic}:${partition}}"), 60000));
     char *out = h_proc_output(proc);
     assert_non_null(strstr(out, "redis.key.template"));
     assert_non_null(strstr(out, "eos_bad[0]@0"));
@@ -369,13 +370,7 @@ static void test_window_on_cluster(void **state) {
         abort();
     proc = h_rkbridge_run(text, NULL);
     free(text);
-    assert_true(H_WAIT_FOR(({
-                               char *out = h_proc_output(proc);
-                               bool found = strstr(out, "window.key.prefix=win:{") != NULL;
-                               free(out);
-                               found;
-                           }),
-                           60000));
+    assert_true(H_WAIT_FOR(output_has(proc, "window.key.prefix=win:{"), 60000));
     assert_true(h_committed(broker, "connect-win_bad", "win_bad", 0) < 0); /* none */
     h_proc_free(proc);
 }

@@ -460,6 +460,12 @@ int rkb_window_encode(rkb_window_t *win, rkb_record_t *rec, rkb_cmds_t *cmds, ch
     return 1;
 }
 
+/* The prefix is the spec's last word (build_spec; window.lua's parse_spec). */
+const char *rkb_window_spec_prefix(const char *spec) {
+    const char *space = strrchr(spec, ' ');
+    return space ? space + 1 : spec;
+}
+
 bool rkb_window_is_late(const char *reason) {
     return reason && !strncmp(reason, LATE_REASON_PREFIX, strlen(LATE_REASON_PREFIX));
 }

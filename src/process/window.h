@@ -102,6 +102,9 @@ int rkb_window_encode(rkb_window_t *win, rkb_record_t *rec, rkb_cmds_t *cmds, ch
 
 /* True when reason (a script's bad_reason, eos.h) says the record was late with
  * window.late=dead-letter. */
+/* The prefix of the window keys named by spec, the argument an RKB.WINDOW command carries
+ * after the state key (its keys are PREFIX<group>...: window.h above). */
+const char *rkb_window_spec_prefix(const char *spec);
 bool rkb_window_is_late(const char *reason);
 /* The headers a late record carries to the dead-letter topic (static storage). */
 size_t rkb_window_late_headers(const rkb_header_t **headers);

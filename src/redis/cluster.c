@@ -15,6 +15,7 @@
  * Threads: the owner of the handle, like redis.c.
  */
 #include "redis/redis_int.h"
+#include "redis/sentinel.h"
 
 #include "util/log.h"
 
@@ -181,13 +182,7 @@ static int node_get(rkb_redis_t *r, const char *host, int port) {
     conf.host = rkb_strdup(host);
     conf.port = port;
     conf.cluster = RKB_REDIS_CLUSTER_OFF;
-    free(conf.sentinel_master); /* a node is reached directly */
-    conf.sentinel_master = NULL;
-    for (size_t i = 0; i < conf.sentinel_cnt; i++)
-        free(conf.sentinels[i].host);
-    free(conf.sentinels);
-    conf.sentinels = NULL;
-    conf.sentinel_cnt = 0;
+    rkb_sentinel_conf_clear(&conf); /* a node is reached directly */
     node->conn = rkb_redis_new(&conf, r->component);
     node->conn->metrics = NULL; /* the cluster handle reports for all of its nodes */
     rkb_redis_conf_clear(&conf);
@@ -204,6 +199,21 @@ static int node_connect(rkb_redis_t *r, cnode_t *node, char *errstr, size_t errs
     if (err)
         r->cluster->ready = false;
     return err;
+}
+
+/* Which nodes master some slot now (masters[n], for the node_cnt nodes; caller frees);
+ * returns how many. The node list also holds the seed and nodes since demoted. */
+static size_t masters_of(const rkb_cluster_t *c, bool **masters) {
+    *masters = rkb_calloc(c->node_cnt ? c->node_cnt : 1, sizeof(**masters));
+    size_t cnt = 0;
+    for (size_t s = 0; s < SLOTS; s++) {
+        int n = c->slot_node[s];
+        if (n >= 0 && !(*masters)[n]) {
+            (*masters)[n] = true;
+            cnt++;
+        }
+    }
+    return cnt;
 }
 
 /* The first node that masters a slot: where keyless commands go. */
@@ -323,8 +333,10 @@ int rkb_cluster_detect(rkb_redis_t *r, char *errstr, size_t errstr_size) {
     freeReplyObject(reply);
     rkb_redis_close_one(r); /* the nodes' own connections carry everything from now on */
     c->ready = true;
+    bool *masters;
     rkb_log_info(r->component, "redis %s is a cluster node: %zu masters serve the slots", r->addr,
-                 c->node_cnt);
+                 masters_of(c, &masters));
+    free(masters);
     return RKB_REDIS_OK;
 }
 
@@ -861,22 +873,21 @@ int rkb_cluster_script_load(rkb_redis_t *r, const char *what, const char *text, 
                             char sha[41], char *errstr, size_t errstr_size) {
     rkb_cluster_t *c = r->cluster;
     int err = RKB_REDIS_ERR_PROTO;
-    bool done[64] = {false};
-    for (size_t s = 0; s < SLOTS; s++) {
-        int n = c->slot_node[s];
-        if (n < 0 || ((size_t)n < RKB_ARRAY_SIZE(done) && done[n]))
+    bool *masters;
+    masters_of(c, &masters);
+    for (size_t n = 0; n < c->node_cnt; n++) {
+        if (!masters[n])
             continue;
-        if ((size_t)n < RKB_ARRAY_SIZE(done))
-            done[n] = true;
         cnode_t *node = &c->nodes[n];
         if ((err = node_connect(r, node, errstr, errstr_size)))
-            return err;
+            break;
         if ((err = rkb_redis_script_load(node->conn, what, text, len, sha, errstr, errstr_size))) {
             if (err == RKB_REDIS_ERR_IO)
                 c->ready = false;
-            return err;
+            break;
         }
     }
+    free(masters);
     if (!err && !script_find(c, sha, 40)) {
         c->scripts = rkb_realloc(c->scripts, (c->script_cnt + 1) * sizeof(*c->scripts));
         script_t *script = &c->scripts[c->script_cnt++];

@@ -360,6 +360,14 @@ void rkb_redis_close_one(rkb_redis_t *r) {
     rkb_log_info(r->component, "closed the connection to redis %s", r->addr);
 }
 
+/* True, with errstr, when r has no connection: the calls below fail with RKB_REDIS_ERR_IO. */
+static bool not_connected(const rkb_redis_t *r, char *errstr, size_t errstr_size) {
+    if (r->conn)
+        return false;
+    snprintf(errstr, errstr_size, "redis %s: not connected", r->addr);
+    return true;
+}
+
 /* The connection failed (why, from the transport or the reader): errstr says so with the
  * server's address, the connection is dropped (it is unusable after a partial exchange), and
  * err is returned. */
@@ -388,10 +396,8 @@ static int send_bytes(rkb_redis_t *r, const char *buf, size_t len, char *errstr,
 }
 
 int rkb_redis_write(rkb_redis_t *r, const char *buf, size_t len, char *errstr, size_t errstr_size) {
-    if (!r->conn) {
-        snprintf(errstr, errstr_size, "redis %s: not connected", r->addr);
+    if (not_connected(r, errstr, errstr_size))
         return RKB_REDIS_ERR_IO;
-    }
     return send_bytes(r, buf, len, errstr, errstr_size);
 }
 
@@ -468,10 +474,8 @@ static int await_reply(rkb_redis_t *r, redisReply **reply, char *errstr, size_t 
 
 int rkb_redis_await(rkb_redis_t *r, redisReply **reply, char *errstr, size_t errstr_size) {
     *reply = NULL;
-    if (!r->conn) {
-        snprintf(errstr, errstr_size, "redis %s: not connected", r->addr);
+    if (not_connected(r, errstr, errstr_size))
         return RKB_REDIS_ERR_IO;
-    }
     return await_reply(r, reply, errstr, errstr_size);
 }
 
@@ -619,18 +623,13 @@ int rkb_redis_connect_one(rkb_redis_t *r, char *errstr, size_t errstr_size) {
  * cluster asks whether it is one (redis.cluster: auto or true). A cluster handle reconnects
  * through any node it knows (cluster.c). */
 int rkb_redis_connect(rkb_redis_t *r, char *errstr, size_t errstr_size) {
-    if (r->cluster) {
-        int err = rkb_cluster_connect(r, errstr, errstr_size);
-        set_state(r, err == RKB_REDIS_OK ? RKB_CONN_UP : RKB_CONN_DOWN);
-        return err;
-    }
-    int err = rkb_redis_connect_one(r, errstr, errstr_size);
-    if (!err && r->conf.cluster != RKB_REDIS_CLUSTER_OFF && !r->conf.sentinel_master) {
-        err = rkb_cluster_detect(r, errstr, errstr_size);
-        if (err)
-            rkb_redis_close(r);
-        set_state(r, err == RKB_REDIS_OK ? RKB_CONN_UP : RKB_CONN_DOWN);
-    }
+    bool was_cluster = r->cluster != NULL;
+    int err = was_cluster ? rkb_cluster_connect(r, errstr, errstr_size)
+                          : rkb_redis_connect_one(r, errstr, errstr_size);
+    if (!err && !was_cluster && r->conf.cluster != RKB_REDIS_CLUSTER_OFF &&
+        !r->conf.sentinel_master && (err = rkb_cluster_detect(r, errstr, errstr_size)))
+        rkb_redis_close(r);
+    set_state(r, err == RKB_REDIS_OK ? RKB_CONN_UP : RKB_CONN_DOWN);
     return err;
 }
 
@@ -724,10 +723,8 @@ int rkb_redis_pipeline_send(rkb_redis_t *r, const rkb_cmds_t *cmds, char *errstr
                             size_t errstr_size) {
     if (r->cluster)
         return rkb_cluster_pipeline_send(r, cmds, errstr, errstr_size);
-    if (!r->conn) {
-        snprintf(errstr, errstr_size, "redis %s: not connected", r->addr);
+    if (not_connected(r, errstr, errstr_size))
         return RKB_REDIS_ERR_IO;
-    }
     if (rkb_cmds_count(cmds) == 0)
         return RKB_REDIS_OK;
     int64_t started_us = rkb_now_us();
@@ -744,10 +741,8 @@ int rkb_redis_pipeline_recv(rkb_redis_t *r, size_t count, redisReply **replies, 
         return rkb_cluster_pipeline_recv(r, count, replies, errstr, errstr_size);
     for (size_t i = 0; i < count; i++)
         replies[i] = NULL;
-    if (!r->conn) {
-        snprintf(errstr, errstr_size, "redis %s: not connected", r->addr);
+    if (not_connected(r, errstr, errstr_size))
         return RKB_REDIS_ERR_IO;
-    }
     if (count == 0)
         return RKB_REDIS_OK;
     bool demoted = false;
@@ -803,10 +798,8 @@ redisReply *rkb_redis_command(rkb_redis_t *r, int argc, const char **argv, const
                               char *errstr, size_t errstr_size) {
     if (r->cluster)
         return rkb_cluster_command(r, argc, argv, argvlen, errstr, errstr_size);
-    if (!r->conn) {
-        snprintf(errstr, errstr_size, "redis %s: not connected", r->addr);
+    if (not_connected(r, errstr, errstr_size))
         return NULL;
-    }
     int64_t started_us = rkb_now_us();
     redisReply *reply;
     roundtrip(r, argc, argv, argvlen, false, &reply, errstr, errstr_size);
@@ -821,10 +814,8 @@ int rkb_redis_send(rkb_redis_t *r, int argc, const char **argv, const size_t *ar
                    size_t errstr_size) {
     if (r->cluster)
         return rkb_cluster_send(r, argc, argv, argvlen, errstr, errstr_size);
-    if (!r->conn) {
-        snprintf(errstr, errstr_size, "redis %s: not connected", r->addr);
+    if (not_connected(r, errstr, errstr_size))
         return RKB_REDIS_ERR_IO;
-    }
     return send_argv(r, argc, argv, argvlen, false, errstr, errstr_size) ? RKB_REDIS_ERR_IO
                                                                          : RKB_REDIS_OK;
 }
@@ -841,10 +832,8 @@ int rkb_redis_read(rkb_redis_t *r, int timeout_ms, redisReply **reply, char *err
     *reply = NULL;
     if (r->cluster)
         return rkb_cluster_read(r, timeout_ms, reply, errstr, errstr_size);
-    if (!r->conn) {
-        snprintf(errstr, errstr_size, "redis %s: not connected", r->addr);
+    if (not_connected(r, errstr, errstr_size))
         return RKB_REDIS_ERR_IO;
-    }
     return next_reply(r, timeout_ms > 0 ? timeout_ms : 0, true, reply, errstr, errstr_size)
                ? RKB_REDIS_ERR_IO
                : RKB_REDIS_OK;

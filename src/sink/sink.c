@@ -479,12 +479,11 @@ static int ensure_connected(rkb_sink_task_t *t) {
     if (!rkb_redis_is_connected(t->redis)) {
         t->script_loaded = false;
         int rc = setup_result(t, rkb_redis_connect(t->redis, why, sizeof(why)), "", why);
-        if (!rc && t->was_connected && t->exactly_once)
-            t->rewind = true;
-        if (!rc)
+        if (!rc) {
+            t->rewind = t->rewind || (t->was_connected && t->exactly_once);
             t->was_connected = true;
-        if (!rc)
             rc = check_commands(t);
+        }
         if (!rc && t->multiexec && rkb_redis_is_cluster(t->redis)) {
             t->failed = true;
             snprintf(t->failure, sizeof(t->failure), "%s",
@@ -690,8 +689,8 @@ static void encode_batch(rkb_sink_task_t *t, rkb_cmds_t *cmds) {
  * skip: the task stops, naming the key and what to put in the key template, before anything of
  * the batch is sent.
  */
-static bool keys_in_offset_slot(rkb_sink_task_t *t, size_t i, const char *offset_key) {
-    unsigned want = rkb_redis_key_slot(offset_key, strlen(offset_key));
+static bool keys_in_offset_slot(rkb_sink_task_t *t, size_t i, const char *offset_key,
+                                unsigned want) {
     const rec_state_t *st = &t->states[i];
     for (size_t j = st->cmd_first; j < st->cmd_first + (size_t)st->cmd_cnt; j++) {
         size_t len;
@@ -700,11 +699,8 @@ static bool keys_in_offset_slot(rkb_sink_task_t *t, size_t i, const char *offset
             continue;
         const char *key = rkb_cmds_argv(t->cmds, j, 1, &len);
         if (!strcasecmp(name, "RKB.WINDOW")) {
-            /* Its state key is the partition's; the window keys start with the prefix, the
-             * last word of the spec (argument 2; window.h). */
-            const char *spec = rkb_cmds_argv(t->cmds, j, 2, NULL);
-            const char *prefix = strrchr(spec, ' ');
-            prefix = prefix ? prefix + 1 : spec;
+            /* Its state key is the partition's; the window keys start with the prefix. */
+            const char *prefix = rkb_window_spec_prefix(rkb_cmds_argv(t->cmds, j, 2, NULL));
             char probe[1100];
             snprintf(probe, sizeof(probe), "%sgroup", prefix);
             if (rkb_redis_key_slot(probe, strlen(probe)) == want)
@@ -743,6 +739,7 @@ static bool keys_in_offset_slot(rkb_sink_task_t *t, size_t i, const char *offset
 static bool build_script_calls(rkb_sink_task_t *t) {
     bool cluster = rkb_redis_is_cluster(t->redis);
     char offset_key[1024];
+    unsigned offset_slot = 0;
     rkb_cmds_reset(t->pipe);
     for (size_t s = 0; s < t->slot_cnt; s++) {
         part_slot_t *slot = &t->slots[s];
@@ -757,8 +754,9 @@ static bool build_script_calls(rkb_sink_task_t *t) {
                                    rkb_eos_offset_key(t->offset_ns, slot->topic, slot->partition,
                                                       offset_key, sizeof(offset_key)));
                 slot->has_call = true;
+                offset_slot = rkb_redis_key_slot(offset_key, strlen(offset_key));
             }
-            if (cluster && !keys_in_offset_slot(t, i, offset_key))
+            if (cluster && !keys_in_offset_slot(t, i, offset_key, offset_slot))
                 return false;
             rkb_eos_call_add(t->eos_call, rec->offset, t->cmds, t->states[i].cmd_first,
                              t->states[i].cmd_cnt);

@@ -598,10 +598,12 @@ size_t rkb_consumer_assignment(rkb_consumer_t *c, rkb_toppar_t **parts) {
     if (!rd_kafka_assignment(c->rk, &assignment) && assignment) {
         cnt = (size_t)assignment->cnt;
         *parts = rkb_calloc(cnt ? cnt : 1, sizeof(**parts));
+        bool positioned = rd_kafka_position(c->rk, assignment) == RD_KAFKA_RESP_ERR_NO_ERROR;
         for (size_t i = 0; i < cnt; i++) {
             (*parts)[i].topic = rkb_strdup(assignment->elems[i].topic);
             (*parts)[i].partition = assignment->elems[i].partition;
-            (*parts)[i].offset = RKB_OFFSET_INVALID;
+            int64_t position = positioned ? assignment->elems[i].offset : RKB_OFFSET_INVALID;
+            (*parts)[i].offset = position >= 0 ? position : RKB_OFFSET_INVALID;
         }
         rd_kafka_topic_partition_list_destroy(assignment);
     }

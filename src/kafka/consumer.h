@@ -110,7 +110,8 @@ bool rkb_consumer_hold(rkb_consumer_t *c, bool hold);
 /* Number of partitions currently assigned. */
 size_t rkb_consumer_assignment_size(rkb_consumer_t *c);
 /* The current assignment into *parts (malloc'd, each topic malloc'd: the caller frees both),
- * offsets RKB_OFFSET_INVALID. Returns the count. */
+ * each offset the partition's position (the offset of the next record poll returns), or
+ * RKB_OFFSET_INVALID before any was polled. Returns the count. */
 size_t rkb_consumer_assignment(rkb_consumer_t *c, rkb_toppar_t **parts);
 
 /* Commits, leaves the group and frees everything. Records must have been released first.

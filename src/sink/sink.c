@@ -1605,7 +1605,8 @@ static int read_start_offsets(rkb_sink_task_t *t, rkb_toppar_t *parts, size_t cn
  * promotes a replica that had not yet received the last writes of its master (replication is
  * asynchronous), and those writes took their offsets with them (one script, one slot). So the
  * offsets Redis holds now are read again, and each partition that has one goes back there:
- * what it holds in hand is dropped and read again from Kafka. Records below the stored offset
+ * what it holds in hand is dropped and read again from Kafka (a partition whose stored offset
+ * is not behind what it applies next stays as it is). Records below the stored offset
  * are still skipped by the script; records the new master lost are applied again. A partition
  * with no stored offset keeps its place (nothing of it was applied, or the loss took all of it:
  * the rare case left, its committed offset then leads).
@@ -1613,7 +1614,24 @@ static int read_start_offsets(rkb_sink_task_t *t, rkb_toppar_t *parts, size_t cn
 static int rewind_to_stored(rkb_sink_task_t *t) {
     rkb_toppar_t *parts;
     size_t cnt = rkb_consumer_assignment(t->consumer, &parts);
+    /* What each partition applies next: its first record in hand, else its position. */
+    int64_t *next = rkb_calloc(cnt ? cnt : 1, sizeof(*next));
+    for (size_t p = 0; p < cnt; p++) {
+        next[p] = parts[p].offset;
+        parts[p].offset = RKB_OFFSET_INVALID;
+        for (size_t i = 0; i < t->cnt; i++)
+            if (t->recs[i].partition == parts[p].partition &&
+                !strcmp(t->recs[i].topic, parts[p].topic) &&
+                (next[p] < 0 || t->recs[i].offset < next[p]))
+                next[p] = t->recs[i].offset;
+    }
     int rc = cnt ? read_start_offsets(t, parts, cnt) : 0;
+    /* Redis holding at least what comes next lost nothing of it: that partition stays where it
+     * is (no seek, nothing dropped, nothing fetched again). */
+    for (size_t p = 0; !rc && p < cnt; p++)
+        if (parts[p].offset >= 0 && next[p] >= 0 && parts[p].offset >= next[p])
+            parts[p].offset = RKB_OFFSET_INVALID;
+    free(next);
     if (!rc && cnt) {
         bool *keep = rkb_calloc(t->cnt ? t->cnt : 1, sizeof(*keep));
         for (size_t i = 0; i < t->cnt; i++) {

@@ -21,7 +21,7 @@ static h_broker_t *broker;
 
 static int setup(void **state) {
     redis = h_redis_start(NULL);
-    broker = h_broker_start(1, "e1:1,e1b:1,e3:1,e4:1,e5:1,edown:1,edlq:1,edlq_out:1,dcrash:1,dcrash_out:1,crash:4,crash_alo:4");
+    broker = h_broker_start(1, "e1:1,e1b:1,e3:1,e4:1,e5:1,edown:1,edlq:1,edlq_out:1,dcrash:1,dcrash_out:1,crash:4,crash_alo:4,erewind:1");
     return 0;
 }
 
@@ -298,6 +298,42 @@ static void test_assigned_while_redis_down(void **state) {
     redis = shared;
 }
 
+/* E-4 while running: Redis restarts from an older snapshot (as a promoted replica that missed
+ * the last writes would hold), its counter and stored offset at 100 while the sink has applied
+ * 200. At the reconnect the sink goes back to the stored offset and applies 100..199 again, once:
+ * the counter ends at 201 (the record produced after the restart included), not 101. */
+static void test_reconnect_rewinds_to_stored_offset(void **state) {
+    (void)state;
+    h_redis_t *shared = redis;
+    redis = h_redis_start(NULL);
+    char *text = counter_config("erewind", "erewind", "redis.timeout=1\n");
+    h_proc_t *proc = h_rkbridge_run(text, NULL);
+    free(text);
+    produce_n("erewind", 0, 100, "x");
+    bool applied = H_WAIT_FOR(stored_offset("rkbridge:offset:{erewind:0}:erewind") == 100, 60000);
+    if (!applied)
+        sink_dump_output(proc);
+    assert_true(applied);
+    freeReplyObject(h_redis_cmd(redis, "SAVE")); /* the snapshot the restart loads */
+    produce_n("erewind", 0, 100, "x");
+    assert_true(H_WAIT_FOR(stored_offset("rkbridge:offset:{erewind:0}:erewind") == 200, 60000));
+    h_redis_restart(redis); /* loads the snapshot: counter 100, stored offset 100 */
+    assert_int_equal(stored_offset("rkbridge:offset:{erewind:0}:erewind"), 100);
+    produce_n("erewind", 0, 1, "x"); /* offset 200: its write finds the connection gone */
+    bool done = H_WAIT_FOR(stored_offset("rkbridge:offset:{erewind:0}:erewind") == 201, 60000);
+    if (!done)
+        sink_dump_output(proc);
+    assert_true(done);
+    assert_true(output_has(proc, "erewind[0]: starting at offset 100 (stored in Redis)"));
+    assert_int_equal(h_proc_stop(proc, SIGTERM, 30000), 0);
+    h_proc_free(proc);
+    char *count = h_redis_str(redis, "HGET cnt:{erewind} u1");
+    assert_string_equal(count, "201");
+    free(count);
+    h_redis_stop(redis);
+    redis = shared;
+}
+
 /* Records that cannot be written, in exactly-once mode: one refused by the writer (not a
  * number), one refused by the script (the key holds a list): both dead-lettered, the counter
  * counts the rest exactly once, the stored offset moves past everything. */
@@ -541,6 +577,7 @@ int main(void) {
         cmocka_unit_test(test_e4_redis_behind_kafka),
         cmocka_unit_test(test_e5_no_redis_offset_uses_committed),
         cmocka_unit_test(test_assigned_while_redis_down),
+        cmocka_unit_test(test_reconnect_rewinds_to_stored_offset),
         cmocka_unit_test(test_eos_dead_letters_in_order),
         cmocka_unit_test(test_crash_after_dead_letter),
         cmocka_unit_test(test_eos_crashes_leave_redis_as_undisturbed),
